@@ -271,14 +271,12 @@ class Loss(metaclass=_FrozenAfterInit):
     @classmethod
     def from_config(cls, config: Mapping[str, Any]):
         """Rebuilds a loss from :meth:`get_config`'s output; unknown keys raise ``ValueError``."""
-        params = inspect.signature(cls.__init__).parameters
-        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-        unknown = sorted(set(config) - set(params) - {"self"})
-        if unknown and not takes_any:
-            valid = sorted(set(params) - {"self"})
+        valid = _constructor_keys(cls)
+        unknown = sorted(set(config) - valid) if valid is not None else []
+        if unknown:
             raise ValueError(
                 f"{cls.__name__}.from_config: unknown config keys {unknown}; valid keys are "
-                f"{valid}."
+                f"{sorted(valid)}."
             )
         return cls(**config)
 
@@ -294,6 +292,21 @@ class Loss(metaclass=_FrozenAfterInit):
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+def _constructor_keys(cls) -> set[str] | None:
+    """Keyword names the constructor accepts, following ``**kwargs`` up the MRO (None: any)."""
+    keys: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        if klass is LossFunctionWrapper:
+            return None  # its **kwargs go to `fn`, whatever they are
+        params = inspect.signature(klass.__init__).parameters.values()
+        keys |= {p.name for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD}
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            break
+    return keys - {"self"}
 
 
 def _register_pytree(cls):
