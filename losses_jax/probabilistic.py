@@ -115,6 +115,21 @@ def _check_alpha(alpha):
     return tuple(float(check_number(a, "alpha")) for a in alpha)
 
 
+def _check_options(options: dict) -> dict:
+    """Validates a loss's constructor options by name, so bad values fail at construction."""
+    checks = {
+        "alpha": _check_alpha,
+        "axis": _check_axis_type,
+        "gamma": _check_gamma,
+        "ignore_class": _check_ignore_class,
+        "label_smoothing": _check_label_smoothing,
+        "q": _check_q,
+    }
+    if "z_loss" in options:
+        _check_z_loss(options["z_loss"], options["from_logits"])
+    return {key: checks.get(key, lambda v: v)(value) for key, value in options.items()}
+
+
 # --------------------------------------------------------------------------------------
 # private numerics
 # --------------------------------------------------------------------------------------
@@ -154,6 +169,35 @@ def _clip_to_unit_interval(p: jax.Array) -> jax.Array:
 
 
 _clip_to_unit_interval.defvjp(lambda p: (_clip_to_unit_interval(p), None), lambda _, g: (g,))
+
+
+def _upcast(x: jax.Array) -> jax.Array:
+    """``x`` in its accumulation dtype (float32 for float16/bfloat16; otherwise unchanged).
+
+    The gradient is cast back saturating at the finite range of ``x``'s dtype: a probability
+    loss's gradient (``-1/p`` at a clipped ``p`` is ``-1e7``) overflows float16.
+    """
+    if accumulation_dtype(x.dtype) == x.dtype:
+        return x
+    return _saturating_upcast(x)
+
+
+@jax.custom_vjp
+def _saturating_upcast(x: jax.Array) -> jax.Array:
+    return x.astype(accumulation_dtype(x.dtype))
+
+
+def _saturating_upcast_fwd(x):
+    # An empty array carries the input dtype to the backward pass.
+    return _saturating_upcast(x), jnp.zeros((0,), x.dtype)
+
+
+def _saturating_upcast_bwd(dtype_carrier, g):
+    limit = jnp.finfo(dtype_carrier.dtype).max
+    return (jnp.clip(g, -limit, limit).astype(dtype_carrier.dtype),)
+
+
+_saturating_upcast.defvjp(_saturating_upcast_fwd, _saturating_upcast_bwd)
 
 
 def _classes_last(x: jax.Array, axis: int) -> jax.Array:
@@ -367,7 +411,7 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
     targets, y_pred = _dense_inputs(y_true, y_pred, "binary_crossentropy")
     axis = normalize_axis(axis, y_pred.ndim)
     targets = _smooth_binary(targets, label_smoothing)
-    losses = _binary_xent_elementwise(targets, y_pred.astype(targets.dtype), from_logits)
+    losses = _binary_xent_elementwise(targets, _upcast(y_pred), from_logits)
     return jnp.mean(losses, axis=axis).astype(y_pred.dtype)
 
 
@@ -416,7 +460,7 @@ def binary_focal_crossentropy(
     targets, y_pred = _dense_inputs(y_true, y_pred, "binary_focal_crossentropy")
     axis = normalize_axis(axis, y_pred.ndim)
     targets = _smooth_binary(targets, label_smoothing)
-    x = y_pred.astype(targets.dtype)
+    x = _upcast(y_pred)
     bce = _binary_xent_elementwise(targets, x, from_logits)
     p, not_p = (jax.nn.sigmoid(x), jax.nn.sigmoid(-x)) if from_logits else (x, 1.0 - x)
     losses = _power(targets * not_p + (1.0 - targets) * p, gamma) * bce
@@ -475,7 +519,7 @@ def categorical_crossentropy(
         xent, lse = _softmax_xent_dense(y_pred, targets)
         losses = _add_z_loss(xent, lse, z_loss)
     else:
-        log_p = jnp.log(clip_probabilities(_renormalize(y_pred.astype(targets.dtype))))
+        log_p = jnp.log(clip_probabilities(_renormalize(_upcast(y_pred))))
         losses = -jnp.sum(targets * log_p, axis=-1)
     return losses.astype(y_pred.dtype)
 
@@ -520,7 +564,7 @@ def categorical_focal_crossentropy(
     targets, y_pred = _categorical_inputs(
         y_true, y_pred, label_smoothing, axis, "categorical_focal_crossentropy"
     )
-    x = y_pred.astype(targets.dtype)
+    x = _upcast(y_pred)
     if isinstance(alpha, tuple):
         if len(alpha) != x.shape[-1]:
             raise ValueError(
@@ -584,7 +628,7 @@ def sparse_categorical_crossentropy(
         xent, lse = _softmax_xent_sparse(x, labels)
         losses = _add_z_loss(xent, lse, z_loss)
     else:
-        p = x.astype(accumulation_dtype(x.dtype))
+        p = _upcast(x)
         p_label = safe_divide(_take_class(p, labels), jnp.sum(p, axis=-1))
         losses = -jnp.log(clip_probabilities(p_label))
     return jnp.where(valid, losses, 0.0).astype(y_pred.dtype)
@@ -609,7 +653,7 @@ def poisson(y_true, y_pred):
     """
     targets, y_pred = _dense_inputs(y_true, y_pred, "poisson")
     normalize_axis(-1, y_pred.ndim)
-    rate = y_pred.astype(targets.dtype)
+    rate = _upcast(y_pred)
     losses = rate - _weighted_log(targets, jnp.log(rate + EPSILON))
     return jnp.mean(losses, axis=-1).astype(y_pred.dtype)
 
@@ -635,7 +679,7 @@ def kl_divergence(y_true, y_pred):
     targets, y_pred = _dense_inputs(y_true, y_pred, "kl_divergence")
     normalize_axis(-1, y_pred.ndim)
     t = _clip_to_unit_interval(targets)
-    p = _clip_to_unit_interval(y_pred.astype(targets.dtype))
+    p = _clip_to_unit_interval(_upcast(y_pred))
     return jnp.sum(t * (jnp.log(t) - jnp.log(p)), axis=-1).astype(y_pred.dtype)
 
 
@@ -668,7 +712,7 @@ def categorical_generalized_cross_entropy(y_true, y_pred, q=0.5):
     y_pred = as_float_array(y_pred, "y_pred")
     axis = normalize_axis(-1, max(y_pred.ndim, 1))
     labels = _sparse_labels(y_true, y_pred, axis, "categorical_generalized_cross_entropy")
-    p = y_pred.astype(accumulation_dtype(y_pred.dtype))
+    p = _upcast(y_pred)
     p_label = jnp.where(_valid_labels(labels, p.shape[-1]), _take_class(p, labels), 0.0)
     return ((1.0 - _power(p_label, q)) / q).astype(y_pred.dtype)
 
@@ -680,6 +724,7 @@ class _ProbabilisticLoss(LossFunctionWrapper):
     """A :class:`LossFunctionWrapper` whose options are also attributes (as in Keras)."""
 
     def __init__(self, fn, reduction, name, dtype, **options):
+        options = _check_options(options)
         super().__init__(fn, reduction=reduction, name=name, dtype=dtype, **options)
         for key, value in options.items():
             setattr(self, key, list(value) if isinstance(value, tuple) else value)
@@ -721,8 +766,6 @@ class BinaryCrossentropy(_ProbabilisticLoss):
         name="binary_crossentropy",
         dtype=None,
     ):
-        _check_label_smoothing(label_smoothing)
-        _check_axis_type(axis)
         super().__init__(
             binary_crossentropy,
             reduction,
@@ -769,17 +812,13 @@ class BinaryFocalCrossentropy(_ProbabilisticLoss):
         name="binary_focal_crossentropy",
         dtype=None,
     ):
-        _check_gamma(gamma)
-        _check_label_smoothing(label_smoothing)
-        _check_axis_type(axis)
-        check_number(alpha, "alpha")
         super().__init__(
             binary_focal_crossentropy,
             reduction,
             name,
             dtype,
             apply_class_balancing=apply_class_balancing,
-            alpha=alpha,
+            alpha=check_number(alpha, "alpha"),
             gamma=gamma,
             from_logits=from_logits,
             label_smoothing=label_smoothing,
@@ -821,9 +860,6 @@ class CategoricalCrossentropy(_ProbabilisticLoss):
         dtype=None,
         z_loss=0.0,
     ):
-        _check_z_loss(z_loss, from_logits)
-        _check_label_smoothing(label_smoothing)
-        _check_axis_type(axis)
         super().__init__(
             categorical_crossentropy,
             reduction,
@@ -872,15 +908,12 @@ class CategoricalFocalCrossentropy(_ProbabilisticLoss):
         name="categorical_focal_crossentropy",
         dtype=None,
     ):
-        _check_gamma(gamma)
-        _check_label_smoothing(label_smoothing)
-        _check_axis_type(axis)
         super().__init__(
             categorical_focal_crossentropy,
             reduction,
             name,
             dtype,
-            alpha=_check_alpha(alpha),
+            alpha=alpha,
             gamma=gamma,
             from_logits=from_logits,
             label_smoothing=label_smoothing,
@@ -923,9 +956,6 @@ class SparseCategoricalCrossentropy(_ProbabilisticLoss):
         dtype=None,
         z_loss=0.0,
     ):
-        _check_z_loss(z_loss, from_logits)
-        _check_ignore_class(ignore_class)
-        _check_axis_type(axis)
         super().__init__(
             sparse_categorical_crossentropy,
             reduction,
@@ -1007,7 +1037,6 @@ class CategoricalGeneralizedCrossEntropy(_ProbabilisticLoss):
         name="categorical_generalized_cross_entropy",
         dtype=None,
     ):
-        _check_q(q)
         super().__init__(categorical_generalized_cross_entropy, reduction, name, dtype, q=q)
 
     def call(self, y_true, y_pred):
