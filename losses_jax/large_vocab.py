@@ -35,23 +35,34 @@ names the mesh axis (or axes) the tokens are sharded over (data parallelism), if
 is ``mesh=`` or the ambient one (``with jax.set_mesh(mesh):``). The vocabulary must divide
 evenly between the ``vocab_axis`` devices, and the tokens between the ``token_axis`` devices.
 
-With flax, give the output layer's kernel a ``(None, "model")`` partitioning (for
-``flax.linen``: ``nn.Dense(V, kernel_init=nn.with_partitioning(init, (None, "model")))``; for
-``flax.nnx``: ``nnx.Linear(D, V, kernel_init=nnx.with_partitioning(init, (None, "model")),
-rngs=rngs)``), do not call the layer, and pass its kernel (and bias) to the loss::
+With flax, give the output layer's kernel (and bias) a vocabulary-sharded partitioning, do
+not call the layer, and pass its parameters to the loss. ``flax.nnx``, on any mesh::
 
     mesh = jax.make_mesh((2, 4), ("data", "model"))
     with jax.set_mesh(mesh):
+        head = nnx.Linear(D, V, rngs=nnx.Rngs(0),
+                          kernel_init=nnx.with_partitioning(init, (None, "model")),
+                          bias_init=nnx.with_partitioning(nnx.initializers.zeros, ("model",)))
         loss = linear_cross_entropy(
-            hidden, params["lm_head"]["kernel"], labels,
+            hidden, head.kernel[...], labels, bias=head.bias[...],
             vocab_axis="model", token_axis="data", ignore_class=-100,
         )
 
-On several hosts, call ``jax.distributed.initialize()`` first on every process and build the
-mesh over ``jax.devices()`` (all hosts' devices); the same code then runs as one SPMD program,
-with the collectives crossing hosts. Place the ``vocab_axis`` within a host where possible
-(``jax.make_mesh`` orders devices so that the last mesh axes are the closest), since its
-collectives run once per token and loss call.
+``flax.linen`` (``nn.Dense(V, kernel_init=nn.with_partitioning(init, (None, "model")))``)
+applies its partitioning with sharding constraints, which needs a mesh of automatic axes,
+``jax.make_mesh(..., axis_types=(jax.sharding.AxisType.Auto,) * 2)``; then pass
+``nn.meta.unbox(variables)["params"]["lm_head"]["kernel"]`` the same way.
+
+On several hosts, call ``jax.distributed.initialize()`` first in every process and build the
+mesh over all hosts' devices (``jax.make_mesh`` uses ``jax.devices()``, which lists them all);
+the same code then runs as one SPMD program whose collectives cross hosts. Each process
+turns its own batch into global arrays, e.g. ``jax.make_array_from_process_local_data(
+NamedSharding(mesh, P("data")), local_labels)``; the parameters are global arrays as usual.
+Per loss call, the vocabulary collectives are one maximum and one sum of two floats (three
+with label smoothing) per local token in the forward pass and one sum of the ``(tokens, D)``
+embedding gradient in the backward pass. Keep ``vocab_axis`` within a host where possible:
+``jax.devices()`` lists each process's devices together, so a last mesh axis no larger than
+``jax.local_device_count()`` stays inside one host.
 """
 
 from __future__ import annotations
@@ -195,9 +206,10 @@ def _combine_statistics(stats, cfg: _Config):
     peak, total, target, logit_sum = stats
     if cfg.vocab_axis is not None:
         global_peak = _finite_or_zero(lax.pmax(peak, cfg.vocab_axis))
-        total = lax.psum(total * jnp.exp(peak - global_peak), cfg.vocab_axis)
-        target = lax.psum(target, cfg.vocab_axis)
-        logit_sum = lax.psum(logit_sum, cfg.vocab_axis)
+        total = total * jnp.exp(peak - global_peak)
+        sums = (total, target, logit_sum) if cfg.label_smoothing else (total, target)
+        total, target, *rest = lax.psum(sums, cfg.vocab_axis)  # one all-reduce
+        logit_sum = rest[0] if rest else logit_sum
         peak = global_peak
     return _finite_or_zero(peak) + jnp.log(total), target, logit_sum
 
