@@ -1,0 +1,432 @@
+"""A table of every loss class in losses_jax, shared by the cross-cutting test files.
+
+Each :class:`Entry` says how to build its class with each option combination worth testing and
+how to generate valid, seeded random inputs of a given batch shape, and which kind of values
+``y_pred`` holds (logits, probabilities, real values, embeddings, ...), so that the extreme
+input, low-precision, property and gradient tests can run over the whole catalogue.
+
+Shapes: ``batch_shape`` is the leading (batch) dimensions of the per-sample loss; the generators
+add the feature/class/time dimensions each loss needs (``Entry.max_batch_rank`` bounds it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import losses_jax as lj
+
+NUM_CLASSES = 5
+FEATURES = 4
+EMBED_DIM = 6
+VOCAB = 7
+CTC_TIME = 8
+CTC_LABEL_LEN = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """One set of loss inputs: ``loss(y_true, y_pred, **extra)``."""
+
+    y_true: Any
+    y_pred: np.ndarray
+    extra: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """How to build, feed and classify one loss class.
+
+    Attributes:
+        name: the class name exported by ``losses_jax``.
+        options: constructor keyword combinations (reduction and dtype excluded); the first is
+            the default construction.
+        make_inputs: ``(rng, batch_shape, options) -> Inputs`` with valid, typical values.
+        pred_kind: ``options -> kind`` of ``y_pred``: "logits", "probabilities", "real",
+            "rates" (>= 0), "distribution", "masks" (in [0, 1]) or "embeddings".
+        sparse_labels: whether ``y_true`` holds integer class ids.
+        activation: "sigmoid"/"softmax" for losses with ``from_logits`` (maps logits to the
+            probabilities ``from_logits=False`` expects), else None.
+        max_batch_rank: the largest ``len(batch_shape)`` the loss accepts.
+    """
+
+    name: str
+    options: tuple[dict, ...]
+    make_inputs: Callable[[np.random.Generator, tuple, dict], Inputs]
+    pred_kind: Callable[[dict], str]
+    sparse_labels: bool = False
+    activation: str | None = None
+    max_batch_rank: int = 2
+
+    @property
+    def cls(self) -> type:
+        return getattr(lj, self.name)
+
+    @property
+    def available(self) -> bool:
+        return hasattr(lj, self.name)
+
+    def build(self, options: dict | None = None, **overrides) -> lj.Loss:
+        """The loss built with ``options`` (default: the first combination) and overrides."""
+        kwargs = dict(self.options[0] if options is None else options)
+        kwargs.update(overrides)
+        return self.cls(**kwargs)
+
+    def inputs(self, seed: int = 0, batch_shape: tuple = (4,), options: dict | None = None):
+        """Seeded valid inputs for ``options`` (default: the first combination)."""
+        options = self.options[0] if options is None else options
+        return self.make_inputs(np.random.default_rng(seed), tuple(batch_shape), options)
+
+    def has_option(self, option: str) -> bool:
+        return option in inspect.signature(self.cls.__init__).parameters
+
+
+def option_id(options: dict) -> str:
+    """A short readable test id for an option combination."""
+    if not options:
+        return "default"
+    return ",".join(f"{k}={v}" for k, v in options.items())
+
+
+# --------------------------------------------------------------------------------------
+# kinds of y_pred
+# --------------------------------------------------------------------------------------
+def _logits_or_probabilities(options: dict) -> str:
+    return "logits" if options.get("from_logits", False) else "probabilities"
+
+
+def _constant(kind: str) -> Callable[[dict], str]:
+    return lambda options: kind
+
+
+# --------------------------------------------------------------------------------------
+# input generators (float32 NumPy arrays; integer labels as int32)
+# --------------------------------------------------------------------------------------
+def _f32(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.float32)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    z = np.exp(x - x.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _binary_inputs(rng, batch_shape, options):
+    shape = (*batch_shape, FEATURES)
+    y_true = rng.integers(0, 2, size=shape)
+    logits = rng.normal(0.0, 2.0, size=shape)
+    y_pred = logits if options.get("from_logits") else np.clip(_sigmoid(logits), 0.02, 0.98)
+    return Inputs(_f32(y_true), _f32(y_pred))
+
+
+def _class_scores(rng, batch_shape, options):
+    logits = rng.normal(0.0, 2.0, size=(*batch_shape, NUM_CLASSES))
+    if options.get("from_logits"):
+        return logits
+    # Probabilities away from the 1e-7 clip, rows summing to 1.
+    p = _softmax(logits) + 0.01
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def _categorical_inputs(rng, batch_shape, options):
+    labels = rng.integers(0, NUM_CLASSES, size=batch_shape)
+    y_true = np.eye(NUM_CLASSES)[labels]
+    return Inputs(_f32(y_true), _f32(_class_scores(rng, batch_shape, options)))
+
+
+def _sparse_inputs(rng, batch_shape, options):
+    labels = rng.integers(0, NUM_CLASSES, size=batch_shape)
+    ignore = options.get("ignore_class")
+    if ignore is not None:
+        # About a quarter of the positions are ignored.
+        labels = np.where(rng.uniform(size=batch_shape) < 0.25, ignore, labels)
+    return Inputs(labels.astype(np.int32), _f32(_class_scores(rng, batch_shape, options)))
+
+
+def _real_inputs(rng, batch_shape, options):
+    shape = (*batch_shape, FEATURES)
+    return Inputs(_f32(rng.normal(size=shape)), _f32(rng.normal(0.0, 1.5, size=shape)))
+
+
+def _percentage_inputs(rng, batch_shape, options):
+    shape = (*batch_shape, FEATURES)
+    # Targets away from 0: MAPE divides by |y_true|.
+    y_true = rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.5, 2.0, size=shape)
+    return Inputs(_f32(y_true), _f32(rng.normal(size=shape)))
+
+
+def _positive_inputs(rng, batch_shape, options):
+    shape = (*batch_shape, FEATURES)
+    return Inputs(_f32(rng.uniform(0.1, 3.0, size=shape)), _f32(rng.uniform(0.1, 3.0, size=shape)))
+
+
+def _poisson_inputs(rng, batch_shape, options):
+    shape = (*batch_shape, FEATURES)
+    y_true = rng.poisson(1.5, size=shape)
+    return Inputs(_f32(y_true), _f32(rng.uniform(0.2, 3.0, size=shape)))
+
+
+def _distribution_inputs(rng, batch_shape, options):
+    shape = (*batch_shape, NUM_CLASSES)
+    y_true = _softmax(rng.normal(size=shape))
+    y_pred = _softmax(rng.normal(size=shape))
+    return Inputs(_f32(y_true), _f32(y_pred))
+
+
+def _hinge_inputs(rng, batch_shape, options):
+    shape = (*batch_shape, FEATURES)
+    y_true = rng.choice([-1.0, 1.0], size=shape)
+    return Inputs(_f32(y_true), _f32(rng.normal(0.0, 1.5, size=shape)))
+
+
+def _categorical_score_inputs(rng, batch_shape, options):
+    labels = rng.integers(0, NUM_CLASSES, size=batch_shape)
+    y_true = np.eye(NUM_CLASSES)[labels]
+    return Inputs(_f32(y_true), _f32(rng.normal(size=(*batch_shape, NUM_CLASSES))))
+
+
+def _mask_inputs(rng, batch_shape, options):
+    shape = (*batch_shape, FEATURES)
+    y_true = rng.integers(0, 2, size=shape)
+    return Inputs(_f32(y_true), _f32(rng.uniform(0.05, 0.95, size=shape)))
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def _circle_inputs(rng, batch_shape, options):
+    (batch,) = batch_shape
+    labels = rng.integers(0, 3, size=batch)
+    embeddings = unit_rows(rng.normal(size=(batch, EMBED_DIM)))
+    return Inputs(labels.astype(np.int32), _f32(embeddings))
+
+
+def _ctc_inputs(rng, batch_shape, options):
+    (batch,) = batch_shape
+    # Labels in 1..K-1 (0 is the blank), no padding: Keras's `ctc` uses every label.
+    labels = rng.integers(1, NUM_CLASSES, size=(batch, CTC_LABEL_LEN))
+    logits = rng.normal(size=(batch, CTC_TIME, NUM_CLASSES))
+    return Inputs(labels.astype(np.int32), _f32(logits))
+
+
+def _linear_ce_inputs(rng, batch_shape, options):
+    labels = rng.integers(0, VOCAB, size=batch_shape)
+    ignore = options.get("ignore_class")
+    if ignore is not None:
+        labels = np.where(rng.uniform(size=batch_shape) < 0.25, ignore, labels)
+    embeddings = rng.normal(size=(*batch_shape, EMBED_DIM))
+    classifier = rng.normal(0.0, 0.5, size=(EMBED_DIM, VOCAB))
+    return Inputs(labels.astype(np.int32), _f32(embeddings), {"classifier": _f32(classifier)})
+
+
+# --------------------------------------------------------------------------------------
+# the table
+# --------------------------------------------------------------------------------------
+_PLAIN = ({},)
+
+ENTRIES: tuple[Entry, ...] = (
+    # probabilistic
+    Entry(
+        "BinaryCrossentropy",
+        (
+            {},
+            {"from_logits": True},
+            {"label_smoothing": 0.1},
+            {"from_logits": True, "label_smoothing": 0.2},
+        ),
+        _binary_inputs,
+        _logits_or_probabilities,
+        activation="sigmoid",
+    ),
+    Entry(
+        "BinaryFocalCrossentropy",
+        (
+            {},
+            {"from_logits": True},
+            {"gamma": 0.0},
+            {"apply_class_balancing": True, "alpha": 0.3},
+            {"apply_class_balancing": True, "gamma": 1.5, "from_logits": True},
+            {"label_smoothing": 0.1, "from_logits": True},
+        ),
+        _binary_inputs,
+        _logits_or_probabilities,
+        activation="sigmoid",
+    ),
+    Entry(
+        "CategoricalCrossentropy",
+        (
+            {},
+            {"from_logits": True},
+            {"label_smoothing": 0.1},
+            {"from_logits": True, "label_smoothing": 0.2},
+            {"from_logits": True, "z_loss": 1e-3},
+        ),
+        _categorical_inputs,
+        _logits_or_probabilities,
+        activation="softmax",
+    ),
+    Entry(
+        "CategoricalFocalCrossentropy",
+        (
+            {},
+            {"from_logits": True},
+            {"gamma": 0.0},
+            {"alpha": [0.1, 0.2, 0.3, 0.2, 0.2], "gamma": 1.5},
+            {"from_logits": True, "label_smoothing": 0.1, "alpha": 0.5},
+        ),
+        _categorical_inputs,
+        _logits_or_probabilities,
+        activation="softmax",
+    ),
+    Entry(
+        "SparseCategoricalCrossentropy",
+        (
+            {},
+            {"from_logits": True},
+            {"ignore_class": -1},
+            {"from_logits": True, "ignore_class": 0},
+            {"from_logits": True, "z_loss": 1e-3},
+        ),
+        _sparse_inputs,
+        _logits_or_probabilities,
+        sparse_labels=True,
+        activation="softmax",
+    ),
+    Entry("Poisson", _PLAIN, _poisson_inputs, _constant("rates")),
+    Entry("KLDivergence", _PLAIN, _distribution_inputs, _constant("distribution")),
+    Entry(
+        "CategoricalGeneralizedCrossEntropy",
+        ({}, {"q": 1.0}, {"q": 0.1}),
+        _sparse_inputs,
+        _constant("probabilities"),
+        sparse_labels=True,
+        max_batch_rank=1,
+    ),
+    # regression
+    Entry("MeanSquaredError", _PLAIN, _real_inputs, _constant("real")),
+    Entry("MeanAbsoluteError", _PLAIN, _real_inputs, _constant("real")),
+    Entry("MeanAbsolutePercentageError", _PLAIN, _percentage_inputs, _constant("real")),
+    Entry("MeanSquaredLogarithmicError", _PLAIN, _positive_inputs, _constant("rates")),
+    Entry("CosineSimilarity", ({}, {"axis": 1}), _real_inputs, _constant("real")),
+    Entry("Huber", ({}, {"delta": 0.5}, {"delta": 2.0}), _real_inputs, _constant("real")),
+    Entry("LogCosh", _PLAIN, _real_inputs, _constant("real")),
+    # hinge
+    Entry("Hinge", _PLAIN, _hinge_inputs, _constant("real")),
+    Entry("SquaredHinge", _PLAIN, _hinge_inputs, _constant("real")),
+    Entry("CategoricalHinge", _PLAIN, _categorical_score_inputs, _constant("real")),
+    # segmentation and similarity
+    Entry("Dice", ({}, {"axis": -1}), _mask_inputs, _constant("masks")),
+    Entry(
+        "Tversky",
+        ({}, {"alpha": 0.2, "beta": 0.8}, {"alpha": 0.7, "beta": 0.3, "axis": -1}),
+        _mask_inputs,
+        _constant("masks"),
+    ),
+    Entry(
+        "Circle",
+        ({}, {"gamma": 2.0, "margin": 0.25}, {"gamma": 10.0, "remove_diagonal": False}),
+        _circle_inputs,
+        _constant("embeddings"),
+        sparse_labels=True,
+        max_batch_rank=1,
+    ),
+    # sequence
+    Entry("CTC", _PLAIN, _ctc_inputs, _constant("logits"), sparse_labels=True, max_batch_rank=1),
+    # large vocabulary
+    Entry(
+        "LinearCrossEntropy",
+        (
+            {},
+            {"ignore_class": -100},
+            {"label_smoothing": 0.1},
+            {"z_loss": 1e-3},
+            {"logit_soft_cap": 3.0},
+        ),
+        _linear_ce_inputs,
+        _constant("embeddings"),
+        sparse_labels=True,
+    ),
+)
+
+BY_NAME = {entry.name: entry for entry in ENTRIES}
+
+
+def available_entries() -> list[Entry]:
+    """Entries whose class exists in this build of losses_jax."""
+    return [entry for entry in ENTRIES if entry.available]
+
+
+def entry_options() -> list[tuple[Entry, dict]]:
+    """Every ``(entry, options)`` pair of the available entries."""
+    return [(entry, options) for entry in available_entries() for options in entry.options]
+
+
+def entry_option_params(filter_fn=None):
+    """``pytest.param``s over ``(entry, options)`` with readable ids, optionally filtered."""
+    import pytest
+
+    return [
+        pytest.param(entry, options, id=f"{entry.name}[{option_id(options)}]")
+        for entry, options in entry_options()
+        if filter_fn is None or filter_fn(entry, options)
+    ]
+
+
+def exported_loss_classes() -> list[str]:
+    """Every public class of losses_jax that is a concrete ``Loss`` subclass."""
+    names = []
+    for name in lj.__all__:
+        obj = getattr(lj, name)
+        if inspect.isclass(obj) and issubclass(obj, lj.Loss):
+            if obj not in (lj.Loss, lj.LossFunctionWrapper):
+                names.append(name)
+    return names
+
+
+def call_loss(loss, inputs: Inputs, y_pred=None, **kwargs):
+    """``loss(y_true, y_pred, **extra, **kwargs)``, optionally with another ``y_pred``."""
+    y_pred = inputs.y_pred if y_pred is None else y_pred
+    return loss(inputs.y_true, y_pred, **kwargs, **inputs.extra)
+
+
+_COMPILED: dict = {}
+
+
+def jitted_value_and_grad(entry: Entry, options: dict, **overrides):
+    """A cached ``jit(value_and_grad)`` of the loss w.r.t. ``y_pred``: ``f(inputs)``.
+
+    ``y_true``, ``y_pred`` and ``extra`` are traced arguments, so every set of inputs of the
+    same shapes and dtypes reuses one compilation. Non-scalar results (``reduction="none"``)
+    are summed for the gradient and returned unsummed.
+    """
+    key = (entry.name, option_id(options), tuple(sorted(overrides.items())))
+    if key not in _COMPILED:
+        loss = entry.build(options, **overrides)
+
+        def value(y_pred, y_true, extra):
+            values = loss(y_true, y_pred, **extra)
+            return values.sum(), values
+
+        grad_fn = jax.jit(jax.value_and_grad(value, has_aux=True))
+        _COMPILED[key] = lambda inputs: _unpack(grad_fn(*_as_args(inputs)))
+    return _COMPILED[key]
+
+
+def _as_args(inputs: Inputs):
+    return jnp.asarray(inputs.y_pred), jnp.asarray(inputs.y_true), inputs.extra
+
+
+def _unpack(result):
+    (_, values), grad = result
+    return values, grad
