@@ -239,6 +239,7 @@ def plot_ratios(path: Path, rows: list[dict]) -> str | None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return "matplotlib is not installed"
     cases = list(dict.fromkeys(f"{r['bench']} / {r['case']}" for r in points))
@@ -251,9 +252,13 @@ def plot_ratios(path: Path, rows: list[dict]) -> str | None:
             if r["impl"] == impl:
                 ys.append(cases.index(f"{r['bench']} / {r['case']}") + k * bar - 0.4 + bar / 2)
                 xs.append(r["ratio"])
-        ax.barh(ys, xs, height=bar, label=impl)
+        # bars grow from 1x: right of the line losses_jax is faster, left of it slower
+        ax.barh(ys, [x - 1.0 for x in xs], left=1.0, height=bar, label=impl)
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_xscale("log")
+    ratio_label = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}x")
+    ax.xaxis.set_major_formatter(ratio_label)
+    ax.xaxis.set_minor_formatter(ratio_label)
     ax.set_yticks(range(len(cases)), cases, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("time relative to losses_jax (> 1: losses_jax is faster)")
