@@ -83,11 +83,9 @@ def weights_for(kind, loss_shape, rng):
 
 def value_and_cotangent_grad(loss, y_true, y_pred, sample_weight, cotangent):
     """The loss value and the gradient of ``sum(loss * cotangent)`` w.r.t. ``y_pred``."""
-
-    def weighted(pred):
-        return jnp.sum(loss(y_true, pred, sample_weight=sample_weight) * cotangent)
-
-    return loss(y_true, y_pred, sample_weight=sample_weight), jax.grad(weighted)(y_pred)
+    value, pullback = jax.vjp(lambda pred: loss(y_true, pred, sample_weight=sample_weight), y_pred)
+    (grad,) = pullback(jnp.asarray(cotangent, value.dtype))
+    return value, grad
 
 
 def assert_keras_parity(keras, namespace, case: ParityCase, reduction, weight_kind):
@@ -153,7 +151,8 @@ def assert_config_round_trip(keras, loss_class, **options):
     loss = loss_class(**options)
     rebuilt = type(loss).from_config(loss.get_config())
     assert rebuilt == loss and hash(rebuilt) == hash(loss)
-    assert loss.get_config()["name"] == getattr(keras.losses, loss_class.__name__)().name
+    if "name" not in options:
+        assert loss.name == getattr(keras.losses, loss_class.__name__)().name
     for key, value in options.items():
         assert loss.get_config()[key] == value
     with pytest.raises(AttributeError):

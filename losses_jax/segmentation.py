@@ -1,0 +1,325 @@
+"""Segmentation and similarity losses: Dice, Tversky and Circle (Keras 3 semantics and numbers).
+
+Dice and Tversky sum over ``axis`` (default: every axis, one number for the whole batch) and
+add ``1e-7`` to the denominator, so all-zero masks give a loss of 1 with a finite gradient.
+Circle is a metric-learning loss on integer labels and L2-normalized embeddings.
+
+Computations run in float32 for float16/bfloat16 inputs and return ``y_pred``'s dtype.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from losses_jax.base import LossFunctionWrapper
+from losses_jax.numerics import (
+    EPSILON,
+    accumulation_dtype,
+    as_float_array,
+    as_label_array,
+    check_number,
+    logsumexp,
+)
+from losses_jax.regression import _check_axis_type, _prepare_pair, _resolve_axis
+
+__all__ = ["Circle", "Dice", "Tversky", "circle", "dice", "tversky"]
+
+
+def _overlap_sums(y_true, y_pred, axis, loss_name: str):
+    """``(sum(t * p), sum(t * (1 - p)), sum((1 - t) * p), sum(t) + sum(p))`` over ``axis``.
+
+    Both inputs are broadcast to one shape first, so each element is counted once on both
+    sides of the ratio.
+    """
+    y_true, y_pred, out_dtype = _prepare_pair(y_true, y_pred, loss_name)
+    axis = _resolve_axis(axis, y_pred.shape, loss_name)
+    intersection = jnp.sum(y_true * y_pred, axis=axis)
+    missed = jnp.sum(y_true * (1.0 - y_pred), axis=axis)
+    spurious = jnp.sum((1.0 - y_true) * y_pred, axis=axis)
+    total = jnp.sum(y_true, axis=axis) + jnp.sum(y_pred, axis=axis)
+    return intersection, missed, spurious, total, out_dtype
+
+
+def dice(y_true, y_pred, axis=None) -> jax.Array:
+    """Dice loss: ``1 - 2 * sum(y_true * y_pred) / (sum(y_true) + sum(y_pred) + 1e-7)``.
+
+    The sums run over ``axis``; ``axis=None`` sums over everything and returns a scalar.
+
+    Args:
+        y_true: target masks, shape ``(batch, d0, ..., dN)``.
+        y_pred: predicted masks (probabilities), same shape or broadcastable to it.
+        axis: int, tuple of ints or None: the axes summed over.
+
+    Returns:
+        Losses with ``axis`` removed (a scalar for ``axis=None``) in ``y_pred``'s floating
+        dtype.
+
+    Examples:
+        >>> y_true = jnp.array([[[[1.0], [1.0]], [[0.0], [0.0]]], [[[1.0], [1.0]], [[0.0], [0.0]]]])
+        >>> y_pred = jnp.array([[[[0.0], [1.0]], [[0.0], [1.0]]], [[[0.4], [0.0]], [[0.0], [0.9]]]])
+        >>> [round(float(v), 4) for v in dice(y_true, y_pred, axis=(1, 2, 3))]
+        [0.5, 0.7576]
+        >>> print(f"{float(dice(y_true, y_pred)):.4f}")
+        0.6164
+    """
+    intersection, _, _, total, out_dtype = _overlap_sums(y_true, y_pred, axis, "dice")
+    return (1.0 - 2.0 * intersection / (total + EPSILON)).astype(out_dtype)
+
+
+def _check_tversky_weights(alpha, beta):
+    check_number(alpha, "alpha", low=0.0)
+    check_number(beta, "beta", low=0.0)
+
+
+def tversky(y_true, y_pred, alpha=0.5, beta=0.5, axis=None) -> jax.Array:
+    """Tversky loss: ``1 - tp / (tp + alpha * m + beta * s + 1e-7)``, summed over ``axis``.
+
+    With ``t = y_true`` and ``p = y_pred``: ``tp = sum(t * p)``, ``m = sum(t * (1 - p))`` (the
+    target mass the prediction misses) and ``s = sum((1 - t) * p)`` (predicted mass outside
+    the target). These are Keras's terms exactly: Keras's docs call ``alpha``'s term the false
+    positives, but its code (and this one) weighs the missed target mass with ``alpha``.
+    ``alpha = beta = 0.5`` gives the Dice loss.
+
+    Args:
+        y_true: target masks, shape ``(batch, d0, ..., dN)``.
+        y_pred: predicted masks (probabilities), same shape or broadcastable to it.
+        alpha: non-negative weight of ``m`` (default 0.5).
+        beta: non-negative weight of ``s`` (default 0.5).
+        axis: int, tuple of ints or None: the axes summed over.
+
+    Returns:
+        Losses with ``axis`` removed (a scalar for ``axis=None``) in ``y_pred``'s floating
+        dtype.
+
+    Examples:
+        >>> y_true = jnp.array([[1, 0, 1, 0], [0, 1, 0, 1], [1, 0, 1, 0], [0, 1, 0, 1]])
+        >>> y_pred = jnp.array([[0, 1, 0, 1], [1, 0, 1, 1], [0, 1, 0, 1], [1, 0, 1, 1]])
+        >>> print(f"{float(tversky(y_true, y_pred)):.4f}")
+        0.7778
+    """
+    _check_tversky_weights(alpha, beta)
+    intersection, missed, spurious, _, out_dtype = _overlap_sums(y_true, y_pred, axis, "tversky")
+    denominator = intersection + alpha * missed + beta * spurious + EPSILON
+    return (1.0 - intersection / denominator).astype(out_dtype)
+
+
+def _check_circle_options(gamma, margin, remove_diagonal):
+    check_number(gamma, "gamma", low=0.0, low_inclusive=False)
+    check_number(margin, "margin")
+    if not isinstance(remove_diagonal, bool):
+        raise TypeError(f"`remove_diagonal` must be a bool; received {remove_diagonal!r}.")
+
+
+def _labels_and_embeddings(labels, embeddings, labels_name: str, embeddings_name: str):
+    """Validated ``(labels (n,) int32, embeddings (n, d))`` for :func:`circle`."""
+    labels = as_label_array(labels, labels_name)
+    embeddings = as_float_array(embeddings, embeddings_name)
+    if labels.ndim != 1:
+        raise ValueError(
+            f"circle: `{labels_name}` must be integer class labels of rank 1, shape (batch,); "
+            f"received shape {tuple(labels.shape)}."
+        )
+    if embeddings.ndim != 2 or embeddings.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"circle: `{embeddings_name}` must have shape (batch, dim) with batch = "
+            f"{labels.shape[0]} (the length of `{labels_name}`); received shape "
+            f"{tuple(embeddings.shape)}."
+        )
+    return labels.astype(jnp.int32), embeddings
+
+
+def _circle_pair_masks(labels, ref_labels, remove_diagonal: bool):
+    """``(positive, negative)`` boolean ``(n, m)`` masks: same label (off-diagonal) / other."""
+    same_label = labels[:, None] == ref_labels[None, :]
+    positive = same_label
+    if remove_diagonal:
+        positive = positive & ~jnp.eye(labels.shape[0], ref_labels.shape[0], dtype=bool)
+    return positive, ~same_label
+
+
+def circle(
+    y_true,
+    y_pred,
+    ref_labels=None,
+    ref_embeddings=None,
+    remove_diagonal=True,
+    gamma=80.0,
+    margin=0.4,
+) -> jax.Array:
+    """Circle loss (Sun et al., 2020) per query embedding.
+
+    With cosine distances ``d = max(1 - y_pred @ ref_embeddings.T, 0)``, positive pairs
+    ``P`` (same label; self-pairs removed if ``remove_diagonal``) and negative pairs ``N``::
+
+        pos_logit = -gamma * max(margin + d, 0) * (margin - d)           on P
+        neg_logit =  gamma * max(1 + margin - d, 0) * (1 - margin - d)   on N
+        loss = softplus(logsumexp_P(pos_logit) + logsumexp_N(neg_logit))
+
+    A query without a positive or without a negative pair has loss 0 (gradient 0). The
+    embeddings are used as given: normalize them (e.g. a unit-norm layer) beforehand.
+
+    Args:
+        y_true: integer class labels, shape ``(batch,)`` (float labels are truncated to int).
+        y_pred: L2-normalized embeddings, shape ``(batch, dim)``.
+        ref_labels: labels of the reference embeddings, shape ``(num_ref,)`` (default
+            ``y_true``).
+        ref_embeddings: reference embeddings, shape ``(num_ref, dim)`` (default ``y_pred``).
+        remove_diagonal: whether pair ``(i, i)`` is left out of the positives.
+        gamma: positive scale of the logits (default 80).
+        margin: relaxation margin (default 0.4).
+
+    Returns:
+        Losses of shape ``(batch,)`` in ``y_pred``'s floating dtype.
+
+    Examples:
+        >>> labels = jnp.array([0, 0, 1])
+        >>> embeddings = jnp.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+        >>> [round(float(v), 4) for v in circle(labels, embeddings, gamma=2.0, margin=0.25)]
+        [0.6118, 1.0055, 0.0]
+    """
+    _check_circle_options(gamma, margin, remove_diagonal)
+    labels, queries = _labels_and_embeddings(y_true, y_pred, "y_true", "y_pred")
+    out_dtype = queries.dtype
+    acc_dtype = accumulation_dtype(out_dtype)
+    if ref_labels is None and ref_embeddings is None:
+        ref_labels, keys = labels, queries
+    else:
+        ref_labels, keys = _labels_and_embeddings(
+            labels if ref_labels is None else ref_labels,
+            queries if ref_embeddings is None else ref_embeddings,
+            "ref_labels",
+            "ref_embeddings",
+        )
+    if keys.shape[1] != queries.shape[1]:
+        raise ValueError(
+            f"circle: `y_pred` {tuple(queries.shape)} and `ref_embeddings` "
+            f"{tuple(keys.shape)} must have the same embedding size."
+        )
+    similarity = jnp.matmul(
+        queries.astype(acc_dtype), keys.astype(acc_dtype).T, precision=jax.lax.Precision.HIGHEST
+    )
+    distance = jnp.maximum(1.0 - similarity, 0.0)
+    positive, negative = _circle_pair_masks(labels, ref_labels, remove_diagonal)
+    pos_weight = jnp.where(positive, jnp.maximum(margin + distance, 0.0), 0.0)
+    neg_weight = jnp.where(negative, jnp.maximum(1.0 + margin - distance, 0.0), 0.0)
+    pos_logits = -gamma * pos_weight * (margin - distance)
+    neg_logits = gamma * neg_weight * ((1.0 - margin) - distance)
+    total = logsumexp(jnp.where(positive, pos_logits, -jnp.inf), axis=1) + logsumexp(
+        jnp.where(negative, neg_logits, -jnp.inf), axis=1
+    )
+    # No positive or no negative pair: logsumexp is -inf and the loss is exactly 0.
+    defined = jnp.isfinite(total)
+    loss = jnp.where(defined, jax.nn.softplus(jnp.where(defined, total, 0.0)), 0.0)
+    return loss.astype(out_dtype)
+
+
+class Dice(LossFunctionWrapper):
+    """Dice loss over ``axis``; see :func:`dice`.
+
+    Args:
+        reduction, name, dtype: as for :class:`~losses_jax.base.Loss`.
+        axis: int, tuple of ints or None (default: sum over everything).
+
+    Examples:
+        >>> y_true, y_pred = jnp.array([[1, 2], [1, 2]]), jnp.array([[4, 1], [6, 1]])
+        >>> print(f"{float(Dice()(y_true, y_pred)):.4f}")
+        -0.5556
+    """
+
+    def __init__(self, reduction="sum_over_batch_size", name="dice", axis=None, dtype=None):
+        _check_axis_type(axis, "dice")
+        super().__init__(dice, reduction=reduction, name=name, dtype=dtype, axis=axis)
+
+
+class Tversky(LossFunctionWrapper):
+    """Tversky loss over ``axis``; see :func:`tversky`.
+
+    Args:
+        alpha: non-negative weight of the missed target mass (default 0.5).
+        beta: non-negative weight of the predicted mass outside the target (default 0.5).
+        reduction, name, dtype: as for :class:`~losses_jax.base.Loss`.
+        axis: int, tuple of ints or None (default: sum over everything).
+
+    Examples:
+        >>> y_true = jnp.array([[[[1.0], [1.0]], [[0.0], [0.0]]], [[[1.0], [1.0]], [[0.0], [0.0]]]])
+        >>> y_pred = jnp.array([[[[0.0], [1.0]], [[0.0], [1.0]]], [[[0.4], [0.0]], [[0.0], [0.9]]]])
+        >>> loss = Tversky(alpha=0.2, beta=0.8, axis=(1, 2, 3), reduction=None)
+        >>> [round(float(v), 4) for v in loss(y_true, y_pred)]
+        [0.5, 0.7222]
+    """
+
+    def __init__(
+        self,
+        alpha=0.5,
+        beta=0.5,
+        reduction="sum_over_batch_size",
+        name="tversky",
+        axis=None,
+        dtype=None,
+    ):
+        _check_tversky_weights(alpha, beta)
+        _check_axis_type(axis, "tversky")
+        super().__init__(
+            tversky,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+            alpha=alpha,
+            beta=beta,
+            axis=axis,
+        )
+
+
+class Circle(LossFunctionWrapper):
+    """Circle loss on integer labels ``(batch,)`` and embeddings ``(batch, dim)``.
+
+    See :func:`circle`. As in Keras, queries whose loss is 0 (no positive or no negative pair
+    in the batch) are left out of the reduction: ``"sum_over_batch_size"`` divides by the
+    number of queries with a positive loss. Float labels are converted straight to int32,
+    never through the low-precision compute dtype.
+
+    Args:
+        gamma: positive scale of the logits (default 80).
+        margin: relaxation margin (default 0.4).
+        remove_diagonal: whether self-pairs are left out of the positives (default True).
+        reduction, name, dtype: as for :class:`~losses_jax.base.Loss`.
+
+    Examples:
+        >>> labels = jnp.array([0, 0, 1])
+        >>> embeddings = jnp.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+        >>> print(f"{float(Circle(gamma=2.0, margin=0.25)(labels, embeddings)):.4f}")
+        0.8086
+    """
+
+    def __init__(
+        self,
+        gamma=80.0,
+        margin=0.4,
+        remove_diagonal=True,
+        reduction="sum_over_batch_size",
+        name="circle",
+        dtype=None,
+    ):
+        _check_circle_options(gamma, margin, remove_diagonal)
+        super().__init__(
+            circle,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+            gamma=gamma,
+            margin=margin,
+            remove_diagonal=remove_diagonal,
+        )
+
+    def _convert_y_true(self, x):
+        # Labels are class ids: keep them exact (a bfloat16 cast would merge ids above 256).
+        return as_label_array(x, "y_true")
+
+    def call(self, y_true, y_pred) -> jax.Array:
+        # No Keras rank alignment: labels (batch,) and embeddings (batch, 1) must stay as given.
+        return self.fn(y_true, y_pred, **self._fn_kwargs)
+
+    def loss_mask(self, y_true, y_pred) -> jax.Array:
+        # Keras masks the per-query losses with `loss > 0` (under jit this reuses `call`).
+        return self.call(y_true, y_pred) > 0
