@@ -1,0 +1,329 @@
+"""Clear errors: each misuse raises ``ValueError``/``TypeError`` at trace time, eagerly and
+under :func:`jax.jit`, with a message naming the argument and, where relevant, the shapes.
+
+Every misuse is a :class:`Misuse`: a function of array arguments that triggers the error. It
+is run once eagerly and once as ``jax.jit(fn)(*args)``; the exception must be raised while
+tracing (a ``ValueError``/``TypeError`` from our code, never an XLA runtime error).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from catalogue import (
+    BY_NAME,
+    NUM_CLASSES,
+    Entry,
+    Inputs,
+    available_entries,
+    call_loss,
+)
+
+import losses_jax as lj
+
+BATCH = (4,)
+
+
+@dataclasses.dataclass(frozen=True)
+class Misuse:
+    """``fn(*args)`` must raise ``errors`` with every string of ``mentions`` in the message."""
+
+    id: str
+    fn: Callable
+    args: tuple
+    mentions: tuple[str, ...]
+    errors: tuple[type, ...] = (ValueError, TypeError)
+
+
+def _shape_text(shape) -> str:
+    return str(tuple(shape))
+
+
+# Misuses whose error is not yet clear: reported in /tmp/bugs.md, fixed by the module owners.
+KNOWN_BUGS = {"LinearCrossEntropy-strings"}
+
+
+def misuse_params(misuses: list[Misuse]):
+    bug = pytest.mark.xfail(strict=True, reason="bug: see report")
+    return [pytest.param(m, id=m.id, marks=[bug] if m.id in KNOWN_BUGS else []) for m in misuses]
+
+
+def assert_raises_clearly(misuse: Misuse, jit: bool):
+    fn = jax.jit(misuse.fn) if jit else misuse.fn
+    with pytest.raises(misuse.errors) as info:
+        fn(*misuse.args)
+    message = str(info.value)
+    missing = [text for text in misuse.mentions if text not in message]
+    assert not missing, f"message {message!r} does not mention {missing}"
+
+
+def _available(names) -> list[Entry]:
+    return [BY_NAME[name] for name in names if BY_NAME[name].available]
+
+
+def _build_and_call(entry: Entry, build: dict, inputs: Inputs, y_pred, **call_kwargs):
+    """``entry.build(**build)`` called on ``inputs`` with ``y_pred`` (building may raise)."""
+    return call_loss(entry.build(None, **build), inputs, y_pred, **call_kwargs)
+
+
+def _call_on_labels(entry: Entry, y_true, y_pred, **call_kwargs):
+    """The default loss of ``entry`` on explicit ``y_true`` and ``y_pred``."""
+    return entry.build()(y_true, y_pred, **call_kwargs)
+
+
+def _call_function(fn_name: str, options: dict, y_true, y_pred):
+    return getattr(lj, fn_name)(y_true, y_pred, **options)
+
+
+# --------------------------------------------------------------------------------------
+# the misuses
+# --------------------------------------------------------------------------------------
+def _reduction_misuses() -> list[Misuse]:
+    out = []
+    for entry in available_entries():
+        inputs = entry.inputs(0, BATCH)
+        fn = partial(_build_and_call, entry, {"reduction": "avg"}, inputs)
+        out.append(Misuse(f"{entry.name}-reduction", fn, (inputs.y_pred,), ("reduction", "avg")))
+    return out
+
+
+# (class, option, bad value, function) for the option range checks of the issue.
+OPTION_RANGES = [
+    ("BinaryCrossentropy", "label_smoothing", 1.5, "binary_crossentropy"),
+    ("BinaryCrossentropy", "label_smoothing", -0.1, "binary_crossentropy"),
+    ("BinaryFocalCrossentropy", "label_smoothing", 2.0, "binary_focal_crossentropy"),
+    ("CategoricalCrossentropy", "label_smoothing", 1.01, "categorical_crossentropy"),
+    ("CategoricalCrossentropy", "label_smoothing", -1.0, "categorical_crossentropy"),
+    ("CategoricalFocalCrossentropy", "label_smoothing", 3.0, "categorical_focal_crossentropy"),
+    ("LinearCrossEntropy", "label_smoothing", 1.5, None),
+    ("BinaryFocalCrossentropy", "gamma", -1.0, "binary_focal_crossentropy"),
+    ("CategoricalFocalCrossentropy", "gamma", -0.5, "categorical_focal_crossentropy"),
+    ("Huber", "delta", 0.0, "huber"),
+    ("Huber", "delta", -1.0, "huber"),
+    ("CategoricalGeneralizedCrossEntropy", "q", 0.0, "categorical_generalized_cross_entropy"),
+    ("CategoricalGeneralizedCrossEntropy", "q", 1.5, "categorical_generalized_cross_entropy"),
+    ("CategoricalGeneralizedCrossEntropy", "q", -0.2, "categorical_generalized_cross_entropy"),
+]
+
+
+def _option_misuses() -> list[Misuse]:
+    out = []
+    for name, option, bad, fn_name in OPTION_RANGES:
+        entry = BY_NAME[name]
+        if not entry.available:
+            continue
+        inputs = entry.inputs(0, BATCH)
+        mentions = (option, repr(bad))
+        fn = partial(_build_and_call, entry, {option: bad}, inputs)
+        out.append(Misuse(f"{name}-{option}={bad}", fn, (inputs.y_pred,), mentions))
+        if fn_name is not None:
+            fn = partial(_call_function, fn_name, {option: bad})
+            args = (inputs.y_true, inputs.y_pred)
+            out.append(Misuse(f"{fn_name}-{option}={bad}", fn, args, mentions))
+    return out
+
+
+def _dense_shape_misuses() -> list[Misuse]:
+    """``y_true`` with one more feature/class than ``y_pred``: shapes that cannot match."""
+    out = []
+    for entry in available_entries():
+        if entry.sparse_labels:
+            continue
+        inputs = entry.inputs(0, BATCH)
+        y_pred = inputs.y_pred
+        y_true = np.zeros((*y_pred.shape[:-1], y_pred.shape[-1] + 1), np.float32)
+        fn = partial(_call_on_labels, entry)
+        mentions = (_shape_text(y_true.shape), _shape_text(y_pred.shape))
+        out.append(Misuse(f"{entry.name}-shapes", fn, (y_true, y_pred), mentions))
+    return out
+
+
+def _sparse_rank_misuses() -> list[Misuse]:
+    """Integer labels whose rank (or shape) does not fit the predictions."""
+    out = []
+    for entry in _available(
+        ["SparseCategoricalCrossentropy", "CategoricalGeneralizedCrossEntropy"]
+    ):
+        y_pred = entry.inputs(0, BATCH).y_pred
+        for labels_shape in [(4, 3), (4, 2, 1), (5,)]:
+            labels = np.zeros(labels_shape, np.int32)
+            fn = partial(_call_on_labels, entry)
+            mentions = (_shape_text(labels_shape), _shape_text(y_pred.shape))
+            label = f"{entry.name}-labels{labels_shape}"
+            out.append(Misuse(label, fn, (labels, y_pred), mentions))
+    for entry in _available(["LinearCrossEntropy"]):
+        inputs = entry.inputs(0, BATCH)
+        labels = np.zeros((4, 3), np.int32)
+
+        def lce(labels, embeddings, classifier, entry=entry):
+            return _call_on_labels(entry, labels, embeddings, classifier=classifier)
+
+        mentions = ("labels", _shape_text(labels.shape), _shape_text(inputs.y_pred.shape))
+        args = (labels, inputs.y_pred, inputs.extra["classifier"])
+        out.append(Misuse("LinearCrossEntropy-labels(4, 3)", lce, args, mentions))
+        classifier = np.zeros((inputs.y_pred.shape[-1] + 1, 3), np.float32)
+        mentions = ("classifier", _shape_text(classifier.shape))
+        args = (inputs.y_true, inputs.y_pred, classifier)
+        out.append(Misuse("LinearCrossEntropy-classifier", lce, args, mentions))
+    return out
+
+
+AXIS_OPTIONS = [
+    ("BinaryCrossentropy", 2),
+    ("BinaryFocalCrossentropy", -3),
+    ("CategoricalCrossentropy", 2),
+    ("CategoricalFocalCrossentropy", 5),
+    ("SparseCategoricalCrossentropy", 2),
+    ("CosineSimilarity", 2),
+    ("Dice", 3),
+    ("Dice", (0, 2)),
+    ("Tversky", -3),
+]
+
+
+def _axis_misuses() -> list[Misuse]:
+    out = []
+    for name, axis in AXIS_OPTIONS:
+        entry = BY_NAME[name]
+        if not entry.available:
+            continue
+        inputs = entry.inputs(0, BATCH)
+        fn = partial(_build_and_call, entry, {"axis": axis}, inputs)
+        out.append(Misuse(f"{name}-axis={axis}", fn, (inputs.y_pred,), ("axis",)))
+    return out
+
+
+def _sample_weight_misuses() -> list[Misuse]:
+    out = []
+    for entry in available_entries():
+        inputs = entry.inputs(0, BATCH)
+        for weight_shape in [(7,), (4, 9)]:
+            weight = np.ones(weight_shape, np.float32)
+
+            def fn(y_pred, weight, entry=entry, inputs=inputs):
+                return _build_and_call(entry, {}, inputs, y_pred, sample_weight=weight)
+
+            mentions = ("sample_weight", _shape_text(weight_shape))
+            label = f"{entry.name}-sample_weight{weight_shape}"
+            out.append(Misuse(label, fn, (inputs.y_pred, weight), mentions))
+    return out
+
+
+def _bad_y_pred_misuses() -> list[Misuse]:
+    out = []
+    for entry in available_entries():
+        inputs = entry.inputs(0, BATCH)
+        complex_pred = inputs.y_pred.astype(np.complex64)
+        fn = partial(_build_and_call, entry, {}, inputs)
+        # LinearCrossEntropy's y_pred is its `embeddings` argument.
+        name = "embeddings" if entry.name == "LinearCrossEntropy" else "y_pred"
+        out.append(Misuse(f"{entry.name}-complex", fn, (complex_pred,), (name, "complex")))
+        # Strings cannot be jit arguments: they are closed over instead.
+        strings = partial(fn, np.full(inputs.y_pred.shape, "x"))
+        out.append(Misuse(f"{entry.name}-strings", strings, (), (name,)))
+    return out
+
+
+def _circle_misuses() -> list[Misuse]:
+    if not BY_NAME["Circle"].available:
+        return []
+    embeddings = BY_NAME["Circle"].inputs(0, BATCH).y_pred
+
+    fn = partial(_call_on_labels, BY_NAME["Circle"])
+    out = []
+    for labels_shape in [(2, 2), (4, 1), ()]:
+        labels = np.zeros(labels_shape, np.int32)
+        mentions = ("y_true", "rank 1", _shape_text(labels_shape))
+        out.append(Misuse(f"Circle-labels{labels_shape}", fn, (labels, embeddings), mentions))
+    labels = np.zeros((5,), np.int32)
+    mentions = ("y_true", "y_pred", "5", _shape_text(embeddings.shape))
+    out.append(Misuse("Circle-batch-mismatch", fn, (labels, embeddings), mentions))
+    return out
+
+
+def _ctc_misuses() -> list[Misuse]:
+    if not BY_NAME["CTC"].available:  # the CTC family is not in this build yet
+        return []
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 6, NUM_CLASSES)).astype(np.float32)
+    labels = np.ones((3, 2), np.int32)
+    lengths = np.full((3,), 6, np.int32)
+    label_lengths = np.full((3,), 2, np.int32)
+    cases = {
+        "output-rank-2": (labels, logits[:, :, 0], label_lengths, lengths, "output"),
+        "output-rank-4": (labels, logits[..., None], label_lengths, lengths, "output"),
+        "target-rank-1": (labels[:, 0], logits, label_lengths, lengths, "target"),
+        "target-batch": (labels[:2], logits, label_lengths, lengths, "target"),
+        "target_length-batch": (labels, logits, label_lengths[:2], lengths, "target_length"),
+        "output_length-batch": (labels, logits, label_lengths, lengths[:1], "output_length"),
+        "output_length-rank": (labels, logits, label_lengths, lengths[:, None], "output_length"),
+    }
+    out = []
+    for case, (*args, name) in cases.items():
+        bad = dict(zip(("target", "output", "target_length", "output_length"), args))[name]
+        mentions = (name, _shape_text(np.shape(bad)))
+        out.append(Misuse(f"ctc_loss-{case}", lj.ctc_loss, tuple(args), mentions))
+    return out
+
+
+MISUSES = [
+    *_reduction_misuses(),
+    *_option_misuses(),
+    *_dense_shape_misuses(),
+    *_sparse_rank_misuses(),
+    *_axis_misuses(),
+    *_sample_weight_misuses(),
+    *_bad_y_pred_misuses(),
+    *_circle_misuses(),
+    *_ctc_misuses(),
+]
+
+
+@pytest.mark.parametrize("misuse", misuse_params(MISUSES))
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_misuse_raises_a_clear_error(misuse, jit):
+    assert_raises_clearly(misuse, jit)
+
+
+# --------------------------------------------------------------------------------------
+# registry and config errors (Python-level: no arrays involved)
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("identifier", "suggestion"),
+    [
+        ("mean_sqared_error", "mean_squared_error"),
+        ("BinaryCrossEntropy", "BinaryCrossentropy"),
+        ("categorical_crosentropy", "categorical_crossentropy"),
+        ("huber_los", "huber_loss"),
+    ],
+)
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_unknown_identifier_suggests_the_closest_names(identifier, suggestion, jit):
+    def fn(x):
+        return lj.get(identifier)(x, x)
+
+    with pytest.raises(ValueError) as info:
+        (jax.jit(fn) if jit else fn)(jnp.ones((2, 2)))
+    assert repr(identifier) in str(info.value)
+    assert suggestion in str(info.value)
+
+
+@pytest.mark.parametrize("name", [e.name for e in available_entries()])
+def test_from_config_rejects_unknown_keys(name):
+    entry = BY_NAME[name]
+    config = {**entry.build().get_config(), "not_an_option": 1}
+    with pytest.raises((ValueError, TypeError), match="not_an_option"):
+        entry.cls.from_config(config)
+
+
+@pytest.mark.parametrize("name", [e.name for e in available_entries()])
+def test_deserialize_rejects_unknown_keys(name):
+    config = {"class_name": name, "config": {"not_an_option": 1}}
+    with pytest.raises((ValueError, TypeError), match="not_an_option"):
+        lj.deserialize(config)
