@@ -302,17 +302,19 @@ def huber(y_true, y_pred, delta=1.0) -> jax.Array:
 
 @jax.custom_jvp
 def _log_cosh_elementwise(x: jax.Array) -> jax.Array:
-    """``log(cosh(x))`` accurate for every finite ``x``; its derivative is ``tanh(x)``.
+    """``log(cosh(x))`` to full relative precision for every finite ``x``; derivative ``tanh(x)``.
 
-    Below 1 in magnitude ``log1p(2 sinh(x/2)^2)`` keeps full relative precision (``~x^2/2``);
-    above, ``|x| + softplus(-2|x|) - log 2`` never overflows.
+    With ``a = |x|``: ``cosh(a) - 1 = expm1(-a)**2 / (2 exp(-a))``, so ``log1p`` of that is
+    exact down to ``x**2 / 2`` near 0 (where ``a + softplus(-2a) - log 2`` cancels). Above
+    ``a = 20`` the correction ``log1p(exp(-2a)) < 5e-18`` is below float precision and the
+    value is ``a - log 2``, with no overflow up to the largest float.
     """
     magnitude = jnp.abs(x)
-    near_zero = magnitude < 1.0
-    small = jnp.where(near_zero, magnitude, 0.0)
-    near_zero_value = jnp.log1p(2.0 * jnp.square(jnp.sinh(0.5 * small)))
-    far_value = magnitude + jax.nn.softplus(-2.0 * magnitude) - _LOG_2
-    return jnp.where(near_zero, near_zero_value, far_value)
+    moderate = magnitude < 20.0
+    clamped = jnp.where(moderate, magnitude, 0.0)
+    expm1_neg = jnp.expm1(-clamped)
+    moderate_value = jnp.log1p(jnp.square(expm1_neg) / (2.0 * jnp.exp(-clamped)))
+    return jnp.where(moderate, moderate_value, magnitude - _LOG_2)
 
 
 @_log_cosh_elementwise.defjvp

@@ -401,7 +401,7 @@ def test_mse_of_1e18_is_finite_with_exact_gradient():
     assert np.isfinite(float(reg.MeanSquaredError(dtype="bfloat16")(y_true, y_pred)))
 
 
-@pytest.mark.parametrize("error", [1e4, -1e4, 1e30, -1e30, 0.0, 1e-8, 0.5])
+@pytest.mark.parametrize("error", [1e4, -1e4, 1e30, -1e30, 0.0, 1e-8, 0.5, -3.0, 19.99, 20.0])
 def test_log_cosh_is_exact_for_tiny_and_huge_errors(error):
     y_pred = np.array([[error]], np.float32)
     value, grad = assert_finite_value_and_grad(reg.log_cosh, np.zeros((1, 1)), y_pred)
