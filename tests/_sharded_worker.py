@@ -1,0 +1,356 @@
+"""Every catalogue loss, batch-sharded over 8 devices, against the same loss unsharded.
+
+Run by ``tests/test_sharding.py`` as a script in a subprocess started with
+``XLA_FLAGS=--xla_force_host_platform_device_count=8`` and ``JAX_PLATFORMS=cpu`` (JAX fixes its
+device count when it starts). For each configuration (loss, options, mesh) it builds one jitted
+function returning, for each of its cases (reduction x weighting), the loss value and its
+gradient with respect to ``y_pred``; for ``reduction="none"`` the per-sample losses and their
+vector-Jacobian product with a fixed random cotangent. The cases of a configuration share one
+compilation.
+
+The function runs once on unplaced inputs (one device) and once with ``y_true``, ``y_pred``,
+the per-sample weights and the cotangent placed with ``NamedSharding(mesh, P(batch_axis))``
+(other extra inputs, e.g. a classifier matrix, replicated). Checks per case:
+
+* ``value`` / ``grad``: sharded equals unsharded, ``|a - b| <= ATOL * max(1, max|b|) + RTOL |b|``
+  (the absolute part scales with the array: Circle's ``gamma`` multiplies float32 rounding).
+* ``input_sharding``: the placed ``y_pred`` really is split over every device of the mesh.
+* ``grad_sharding`` (and ``value_sharding`` for per-sample losses): the result comes back split
+  over the batch axis.
+* ``global_reduction``: the sharded reduced value equals a float64 NumPy reduction, with Keras's
+  divisors, of the unsharded per-sample losses over the whole batch (not a mean of per-shard
+  means).
+
+Configurations: on ``Mesh(8 devices, ("batch",))`` each loss's first option combination with
+every reduction x weighting, and its other combinations with two cases (the options change the
+per-sample loss, not the reduction); on a 2-D ``("data", "model") = (4, 2)`` mesh, batch over
+``"data"``, the first combination with a ``(batch, 2)`` batch where the loss accepts one. A
+control computes a per-shard mean with ``shard_map`` and confirms the checks reject it.
+
+The last stdout line is ``SHARDING_SUMMARY <json>``: counts, failures, expected failures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+import zlib
+
+import numpy as np
+
+BATCH = 16
+RTOL = ATOL = 1e-5
+SUMMARY_PREFIX = "SHARDING_SUMMARY "
+REDUCTIONS = ("sum_over_batch_size", "sum", "mean_with_sample_weight", "none")
+WEIGHTINGS = ("unweighted", "per_sample")
+ALL_CASES = tuple(f"{r}/{w}" for r in REDUCTIONS for w in WEIGHTINGS)
+# Every case list holds the "none" case of its weightings: the NumPy reduction check needs it.
+OPTION_CASES = ("sum_over_batch_size/per_sample", "none/per_sample")
+MESH_2D_CASES = (
+    "sum_over_batch_size/per_sample",
+    "sum/per_sample",
+    "mean_with_sample_weight/per_sample",
+    "none/per_sample",
+)
+# name -> (mesh shape, axis names, the axis the batch is split over)
+MESHES = {
+    "batch8": ((8,), ("batch",), "batch"),
+    "data4_model2": ((4, 2), ("data", "model"), "data"),
+}
+
+# (loss, option id, mesh name) -> why the configuration is known to fail (filed in /tmp/bugs.md).
+EXPECTED_FAILURES: dict[tuple[str, str, str], str] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    entry: object  # a catalogue Entry
+    options: dict
+    mesh_name: str
+    cases: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        from catalogue import option_id
+
+        return (self.entry.name, option_id(self.options), self.mesh_name)
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        two_dims = self.mesh_name != "batch8" and self.entry.max_batch_rank >= 2
+        return (BATCH, 2) if two_dims else (BATCH,)
+
+
+def configurations(entries) -> list[Config]:
+    configs = []
+    for entry in entries:
+        first, *others = entry.options
+        configs.append(Config(entry, first, "batch8", ALL_CASES))
+        configs += [Config(entry, options, "batch8", OPTION_CASES) for options in others]
+        configs.append(Config(entry, first, "data4_model2", MESH_2D_CASES))
+    return configs
+
+
+# --------------------------------------------------------------------------------------
+# the function under test
+# --------------------------------------------------------------------------------------
+def cases_fn(entry, options, cases):
+    """``(y_true, y_pred, weight, cotangent, extra) -> {case: (value, grad)}``, not jitted."""
+    import jax
+
+    def run(y_true, y_pred, weight, cotangent, extra):
+        results = {}
+        for case in cases:
+            reduction, weighting = case.split("/")
+            loss = entry.build(options, reduction=reduction)
+            w = weight if weighting == "per_sample" else None
+
+            def of_pred(p, loss=loss, w=w):
+                return loss(y_true, p, sample_weight=w, **extra)
+
+            if reduction == "none":
+                value, vjp = jax.vjp(of_pred, y_pred)
+                (grad,) = vjp(cotangent)
+            else:
+                value, grad = jax.value_and_grad(of_pred)(y_pred)
+            results[case] = (value, grad)
+        return results
+
+    return run
+
+
+def unreduced_shape(entry, options, inputs) -> tuple:
+    """The shape of the per-sample losses: ``(batch, ...)``, or ``()`` for a whole-batch loss."""
+    import jax
+
+    loss = entry.build(options, reduction="none")
+    out = jax.eval_shape(lambda t, p: loss(t, p, **inputs.extra), inputs.y_true, inputs.y_pred)
+    return out.shape
+
+
+def applicable(cases, per_sample_loss: bool) -> tuple[str, ...]:
+    """A whole-batch loss (Dice/Tversky with ``axis=None``) takes no per-sample weights."""
+    if per_sample_loss:
+        return tuple(cases)
+    return tuple(dict.fromkeys(case.replace("per_sample", "unweighted") for case in cases))
+
+
+# --------------------------------------------------------------------------------------
+# placement and comparison
+# --------------------------------------------------------------------------------------
+def make_mesh(mesh_name: str):
+    import jax
+    from jax.sharding import Mesh
+
+    shape, axis_names, _ = MESHES[mesh_name]
+    return Mesh(np.array(jax.devices()[: int(np.prod(shape))]).reshape(shape), axis_names)
+
+
+def batch_placer(mesh, axis: str):
+    """Places an array split over ``axis`` when its first dimension is the batch, else replicated."""
+    import jax
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    split, replicated = NamedSharding(mesh, P(axis)), NamedSharding(mesh, P())
+
+    def place(x):
+        x = np.asarray(x)
+        per_sample = x.ndim >= 1 and x.shape[0] == BATCH
+        return jax.device_put(x, split if per_sample else replicated)
+
+    return place
+
+
+def is_batch_sharded(x, mesh, axis: str) -> bool:
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    return x.ndim >= 1 and x.sharding.is_equivalent_to(NamedSharding(mesh, P(axis)), x.ndim)
+
+
+def spans_mesh_split(x, mesh) -> bool:
+    """``x`` lives on every device of ``mesh`` and no device holds all of it."""
+    return x.sharding.device_set == set(mesh.devices.flat) and not x.sharding.is_fully_replicated
+
+
+def mismatch(actual, expected) -> str | None:
+    """``None`` when ``actual`` matches ``expected`` (see the module docstring), else why not."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    if actual.shape != expected.shape:
+        return f"shape {actual.shape} != {expected.shape}"
+    if not np.array_equal(np.isfinite(actual), np.isfinite(expected)):
+        return "finite entries differ"
+    finite = np.isfinite(expected)
+    actual, expected = actual[finite], expected[finite]
+    if expected.size == 0:
+        return None
+    err = np.abs(actual - expected)
+    bound = ATOL * max(1.0, np.abs(expected).max()) + RTOL * np.abs(expected)
+    if np.all(err <= bound):
+        return None
+    worst = int(np.argmax(err - bound))
+    return f"max |diff| {err.max():.3g}; worst entry {actual[worst]:.9g} vs {expected[worst]:.9g}"
+
+
+def numpy_reduction(reduction: str, unreduced, weight, mask) -> float:
+    """Keras's reduction of weighted, masked per-sample losses, in float64 NumPy.
+
+    ``unreduced`` already holds ``weight * mask * loss``; ``weight`` is ``(batch,)`` or None,
+    ``mask`` the loss's own mask (same shape as ``unreduced``) or None.
+    """
+    values = np.asarray(unreduced, dtype=np.float64)
+    total = values.sum()
+    if reduction == "sum" or values.ndim == 0:
+        return total
+    if mask is not None:
+        mask = np.broadcast_to(np.asarray(mask, np.float64), values.shape)
+    if reduction == "mean_with_sample_weight" and weight is not None:
+        weight = np.asarray(weight, np.float64)
+        if mask is None:
+            # Keras divides by the sum of the weights as given, a (batch,) vector.
+            return total / weight.sum()
+        per_entry = weight.reshape(weight.shape + (1,) * (values.ndim - 1)) * mask
+        return total / per_entry.sum()
+    return total / (values.size if mask is None else mask.sum())
+
+
+# --------------------------------------------------------------------------------------
+# one configuration
+# --------------------------------------------------------------------------------------
+class Recorder:
+    def __init__(self):
+        self.checks = 0
+        self.cases = 0
+        self.failures: list[dict] = []
+        self.expected_failures: list[dict] = []
+        self.unexpected_passes: list[dict] = []
+        self.seconds: dict[str, float] = {}
+
+    def case(self, key: tuple, case: str, problems: dict[str, str], n_checks: int):
+        self.cases += 1
+        self.checks += n_checks
+        record = {"loss": key[0], "options": key[1], "mesh": key[2], "case": case}
+        reason = EXPECTED_FAILURES.get(key)
+        if problems and reason:
+            self.expected_failures.append({**record, "reason": reason, "problems": problems})
+        elif problems:
+            self.failures.append({**record, "problems": problems})
+        elif reason:
+            self.unexpected_passes.append({**record, "reason": reason})
+
+
+def check_configuration(config: Config, recorder: Recorder) -> None:
+    import jax
+    import jax.numpy as jnp
+
+    entry, options = config.entry, config.options
+    mesh = make_mesh(config.mesh_name)
+    axis = MESHES[config.mesh_name][2]
+    rng = np.random.default_rng(zlib.crc32("/".join(config.key).encode()))  # fixed per config
+    inputs = entry.make_inputs(rng, config.batch_shape, options)
+    weight = rng.uniform(0.0, 2.0, size=BATCH).astype(np.float32)
+    out_shape = unreduced_shape(entry, options, inputs)
+    cotangent = rng.normal(size=out_shape).astype(np.float32)
+    cases = applicable(config.cases, per_sample_loss=out_shape[:1] == (BATCH,))
+    loss_mask = entry.build(options).loss_mask(jnp.asarray(inputs.y_true), inputs.y_pred)
+
+    fn = jax.jit(cases_fn(entry, options, cases))
+    args = (inputs.y_true, inputs.y_pred, weight, cotangent, inputs.extra)
+    reference = fn(*args)
+    placed = jax.tree.map(batch_placer(mesh, axis), args)
+    sharded = fn(*placed)
+    placed_pred = placed[1]
+
+    for case in cases:
+        reduction, weighting = case.split("/")
+        (ref_value, ref_grad), (value, grad) = reference[case], sharded[case]
+        problems = {}
+        for name, result in (
+            ("value", mismatch(value, ref_value)),
+            ("grad", mismatch(grad, ref_grad)),
+        ):
+            if result:
+                problems[name] = result
+        if not spans_mesh_split(placed_pred, mesh):
+            problems["input_sharding"] = f"y_pred placed as {placed_pred.sharding}"
+        outputs = {"grad": grad}
+        if reduction == "none" and value.shape[:1] == (BATCH,):
+            outputs["value"] = value
+        for name, out in outputs.items():
+            if not is_batch_sharded(out, mesh, axis):
+                problems[f"{name}_sharding"] = f"{out.sharding} (expected P({axis!r}))"
+        n_checks = 3 + len(outputs)
+        if reduction != "none":
+            w = weight if weighting == "per_sample" else None
+            unreduced = reference[f"none/{weighting}"][0]
+            expected = numpy_reduction(reduction, unreduced, w, loss_mask)
+            result = mismatch(value, expected)
+            if result:
+                problems["global_reduction"] = f"{result} (float64 NumPy over the whole batch)"
+            n_checks += 1
+        recorder.case(config.key, case, problems, n_checks)
+
+
+# --------------------------------------------------------------------------------------
+# a control: a per-shard mean must be caught
+# --------------------------------------------------------------------------------------
+def per_shard_mean_is_caught() -> bool:
+    """A weighted mean taken per shard and averaged is not the global one; the checks see it."""
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import PartitionSpec as P
+
+    mesh = make_mesh("batch8")
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0.0, 3.0, size=BATCH).astype(np.float32)
+    weight = rng.uniform(0.0, 2.0, size=BATCH).astype(np.float32)
+
+    def local_weighted_mean(v, w):
+        return jax.lax.pmean(jnp.sum(v * w) / jnp.sum(w), "batch")
+
+    per_shard = jax.shard_map(local_weighted_mean, mesh=mesh, in_specs=P("batch"), out_specs=P())
+    place = batch_placer(mesh, "batch")
+    wrong = jax.jit(per_shard)(place(values), place(weight))
+    expected = numpy_reduction("mean_with_sample_weight", values * weight, weight, None)
+    return mismatch(wrong, expected) is not None
+
+
+# --------------------------------------------------------------------------------------
+def main() -> int:
+    import jax
+    from catalogue import ENTRIES, available_entries
+
+    start = time.perf_counter()
+    recorder = Recorder()
+    entries = available_entries()
+    configs = configurations(entries)
+    for config in configs:
+        tick = time.perf_counter()
+        check_configuration(config, recorder)
+        recorder.seconds["/".join(config.key)] = round(time.perf_counter() - tick, 2)
+
+    slowest = sorted(recorder.seconds.items(), key=lambda item: -item[1])[:5]
+    summary = {
+        "device_count": jax.device_count(),
+        "losses": [entry.name for entry in entries],
+        "missing": [entry.name for entry in ENTRIES if not entry.available],
+        "configurations": [list(config.key) for config in configs],
+        "cases": recorder.cases,
+        "checks": recorder.checks,
+        "failures": recorder.failures,
+        "expected_failures": recorder.expected_failures,
+        "unexpected_passes": recorder.unexpected_passes,
+        "per_shard_mean_caught": per_shard_mean_is_caught(),
+        "slowest": dict(slowest),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    print(SUMMARY_PREFIX + json.dumps(summary), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
