@@ -500,3 +500,18 @@ def test_cosine_axis_out_of_range_or_not_an_int():
 @pytest.mark.parametrize(("loss_class", "options"), CLASS_CASES, ids=CLASS_IDS)
 def test_config_round_trip(keras, loss_class, options):
     assert_config_round_trip(keras, loss_class, **options)
+
+
+@pytest.mark.parametrize(("loss_class", "options"), CLASS_CASES, ids=CLASS_IDS)
+def test_classes_under_jit_and_grad_match_eager(loss_class, options):
+    y_true, y_pred = percentage_pair(np.random.default_rng(6))
+    weights = np.linspace(0.5, 2.0, y_true.shape[0]).astype(np.float32)
+    loss = loss_class(**options)
+
+    def weighted(pred):
+        return loss(y_true, pred, sample_weight=weights)
+
+    eager = jax.value_and_grad(weighted)(jnp.asarray(y_pred))
+    jitted = jax.jit(jax.value_and_grad(weighted))(jnp.asarray(y_pred))
+    np.testing.assert_allclose(jitted[0], eager[0], rtol=1e-6)
+    np.testing.assert_allclose(jitted[1], eager[1], rtol=1e-5, atol=1e-7)

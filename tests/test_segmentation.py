@@ -425,3 +425,22 @@ def test_circle_validation():
 )
 def test_config_round_trip(keras, loss_class, options):
     assert_config_round_trip(keras, loss_class, **options)
+
+
+def test_classes_under_jit_and_grad_match_eager():
+    labels, emb = circle_pair(np.random.default_rng(11))
+    weights = np.linspace(0.5, 2.0, len(labels)).astype(np.float32)
+    y_true, y_pred = mask_pair(np.random.default_rng(12))
+    for loss, t, p in [
+        (seg.Circle(), labels, emb),
+        (seg.Tversky(0.3, 0.7, axis=(1, 2, 3)), y_true[:, :, :, :1], y_pred[:, :, :, :1]),
+    ]:
+        w = weights[: len(t)]
+        eager = jax.value_and_grad(lambda q, loss=loss, t=t, w=w: loss(t, q, sample_weight=w))(
+            jnp.asarray(p)
+        )
+        jitted = jax.jit(
+            jax.value_and_grad(lambda q, loss=loss, t=t, w=w: loss(t, q, sample_weight=w))
+        )(jnp.asarray(p))
+        np.testing.assert_allclose(jitted[0], eager[0], rtol=1e-5)
+        np.testing.assert_allclose(jitted[1], eager[1], rtol=1e-5, atol=1e-6)
