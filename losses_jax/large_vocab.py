@@ -78,11 +78,10 @@ from jax.sharding import PartitionSpec
 
 from losses_jax.base import Loss, reduce_weighted_values
 from losses_jax.checks import check_labels_in_range
-from losses_jax.numerics import as_label_array, check_number
+from losses_jax.numerics import accumulation_dtype, as_label_array, check_number
 
 __all__ = ["LinearCrossEntropy", "linear_cross_entropy"]
 
-_F32 = jnp.float32
 #: Largest chunk along each axis: a chunk of logits is at most 2048 x 2048 float32 (16 MiB).
 DEFAULT_VOCAB_CHUNK = 2048
 DEFAULT_TOKEN_CHUNK = 2048
@@ -101,6 +100,7 @@ class _Config(NamedTuple):
     vocab_axis: Any  # mesh axis name(s) the vocabulary is split over, or None
     token_axis: Any  # mesh axis name(s) the tokens are split over, or None
     vocab_size: int  # the full vocabulary, over every shard
+    accumulate: Any  # float32, or float64 for float64 inputs ("float32+" below)
 
 
 # --------------------------------------------------------------------------------------
@@ -139,17 +139,17 @@ def _cols(x, start, size):
     return lax.dynamic_slice_in_dim(x, start, size, axis=x.ndim - 1)
 
 
-def _matmul(a, b, contract):
-    """``a`` times ``b`` over the given (a-axis, b-axis) pair, accumulated in float32."""
+def _matmul(a, b, contract, cfg: _Config):
+    """``a`` times ``b`` over the given (a-axis, b-axis) pair, accumulated in ``cfg.accumulate``."""
     dims = (((contract[0],), (contract[1],)), ((), ()))
-    return lax.dot_general(a, b, dims, preferred_element_type=_F32)
+    return lax.dot_general(a, b, dims, preferred_element_type=cfg.accumulate)
 
 
 def _chunk_logits(e_t, w_c, b_c, cfg: _Config):
-    """float32 logits of one (token block, vocabulary chunk), soft-capped if configured."""
-    z = _matmul(e_t, w_c, (1, 0))
+    """Logits of one (token block, vocabulary chunk) in float32+, soft-capped if configured."""
+    z = _matmul(e_t, w_c, (1, 0), cfg)
     if b_c is not None:
-        z = z + b_c.astype(_F32)
+        z = z + b_c.astype(cfg.accumulate)
     if cfg.soft_cap is not None:
         z = cfg.soft_cap * jnp.tanh(z / cfg.soft_cap)
     return z
@@ -176,8 +176,8 @@ def _local_statistics(e, w, b, labels, cfg: _Config):
     all-``-inf`` chunks never produce ``-inf - -inf``.
     """
     n = e.shape[0]
-    zeros = jnp.zeros((n,), _F32)
-    init = (jnp.full((n,), -jnp.inf, _F32), zeros, zeros, zeros)
+    zeros = jnp.zeros((n,), cfg.accumulate)
+    init = (jnp.full((n,), -jnp.inf, cfg.accumulate), zeros, zeros, zeros)
 
     def token_block(t0, tn, stats):
         e_t, y_t = _rows(e, t0, tn), _rows(labels, t0, tn)
@@ -252,7 +252,7 @@ def _backward(e, w, b, labels, lse, g, cfg: _Config):
     n, d = e.shape
     v = w.shape[1]
     labels = _local_labels(labels, w, cfg)
-    g = g.astype(_F32)
+    g = g.astype(cfg.accumulate)
 
     def vocab_chunk(v0, vn, carry):
         de, dw, db = carry
@@ -267,14 +267,15 @@ def _backward(e, w, b, labels, lse, g, cfg: _Config):
                 z, _rows(lse, t0, tn), _rows(labels, t0, tn) - v0, _rows(g, t0, tn), cfg
             )
             dz_operand = dz.astype(e.dtype)  # the matmuls run in the inputs' dtype
-            de_t = _rows(de, t0, tn) + _matmul(dz_operand, w_c, (1, 1))
+            de_t = _rows(de, t0, tn) + _matmul(dz_operand, w_c, (1, 1), cfg)
             de = lax.dynamic_update_slice_in_dim(de, de_t, t0, 0)
-            dw_c = dw_c + _matmul(e_t, dz_operand, (0, 0))
+            dw_c = dw_c + _matmul(e_t, dz_operand, (0, 0), cfg)
             if db_c is not None:
                 db_c = db_c + jnp.sum(dz, axis=0)
             return de, dw_c, db_c
 
-        chunk_acc = (de, jnp.zeros((d, vn), _F32), None if b is None else jnp.zeros((vn,), _F32))
+        acc = cfg.accumulate
+        chunk_acc = (de, jnp.zeros((d, vn), acc), None if b is None else jnp.zeros((vn,), acc))
         de, dw_c, db_c = _for_each_chunk(n, cfg.token_chunk, token_block, chunk_acc)
         # Each column block is complete here, so it is stored in the classifier's own dtype.
         dw = lax.dynamic_update_slice_in_dim(dw, dw_c.astype(w.dtype), v0, 1)
@@ -283,7 +284,7 @@ def _backward(e, w, b, labels, lse, g, cfg: _Config):
         return de, dw, db
 
     init = (
-        jnp.zeros((n, d), _F32),
+        jnp.zeros((n, d), cfg.accumulate),
         jnp.zeros((d, v), w.dtype),
         None if b is None else jnp.zeros((v,), b.dtype),
     )
@@ -300,7 +301,7 @@ def _backward(e, w, b, labels, lse, g, cfg: _Config):
 
 @partial(jax.custom_vjp, nondiff_argnums=(4,))
 def _token_losses(e, w, b, labels, cfg: _Config):
-    """(N,) float32 losses of ``e (N, D)``, ``w (D, V)``, ``b (V,) or None``, ``labels (N,)``."""
+    """(N,) float32+ losses of ``e (N, D)``, ``w (D, V)``, ``b (V,) or None``, ``labels (N,)``."""
     return _forward(e, w, b, labels, cfg)[0]
 
 
@@ -361,7 +362,7 @@ def _ignore_option(value) -> int | None:
 
 
 def _float_input(x, name: str) -> jax.Array:
-    x = jnp.asarray(x) if not isinstance(x, jax.Array) else x
+    x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"`{name}` must be a floating array; received dtype {x.dtype}.")
     return x
@@ -422,7 +423,7 @@ def _combine_masks(ignore_mask, mask):
 # --------------------------------------------------------------------------------------
 # dispatch: one device, or vocabulary-parallel with shard_map
 # --------------------------------------------------------------------------------------
-def _make_config(tokens: int, vocab_local: int, vocab_size: int, opts, sharded: bool) -> _Config:
+def _make_config(tokens, vocab_local, vocab_size, opts, sharded: bool, dtype) -> _Config:
     vocab_chunk = opts["vocab_chunk_size"] or _balanced_chunk(
         vocab_local, DEFAULT_VOCAB_CHUNK, _VOCAB_ALIGN
     )
@@ -438,6 +439,7 @@ def _make_config(tokens: int, vocab_local: int, vocab_size: int, opts, sharded: 
         vocab_axis=opts["vocab_axis"] if sharded else None,
         token_axis=opts["token_axis"] if sharded else None,
         vocab_size=vocab_size,
+        accumulate=accumulation_dtype(dtype),
     )
 
 
@@ -470,7 +472,7 @@ def _sharded_token_losses(e, w, b, labels, opts, mesh):
             f"({vocab_shards} devices) and the tokens ({n}) over token_axis={token_axis!r} "
             f"({token_shards} devices)."
         )
-    cfg = _make_config(n // token_shards, v // vocab_shards, v, opts, sharded=True)
+    cfg = _make_config(n // token_shards, v // vocab_shards, v, opts, True, e.dtype)
     e_spec, w_spec = PartitionSpec(token_axis, None), PartitionSpec(None, vocab_axis)
     t_spec, b_spec = PartitionSpec(token_axis), None if b is None else PartitionSpec(vocab_axis)
 
@@ -529,7 +531,7 @@ def _per_token_losses(embeddings, classifier, labels, bias, opts, mesh):
     w = classifier.astype(dtype)
     flat_labels = safe_labels.reshape(-1)
     if opts["vocab_axis"] is None:
-        cfg = _make_config(e.shape[0], vocab, vocab, opts, sharded=False)
+        cfg = _make_config(e.shape[0], vocab, vocab, opts, False, dtype)
         losses = _token_losses(e, w, bias, flat_labels, cfg)
     else:
         losses = _sharded_token_losses(e, w, bias, flat_labels, opts, mesh)
@@ -581,7 +583,9 @@ def linear_cross_entropy(
         classifier: ``(D, V)`` float array, laid out as a flax ``Dense`` kernel. The matmuls
             run in the promoted dtype of ``embeddings`` and ``classifier`` and accumulate
             in float32.
-        labels: integer class ids of shape ``embeddings.shape[:-1]`` (a trailing 1 is allowed).
+        labels: integer class ids of shape ``embeddings.shape[:-1]`` (a trailing 1 is allowed)
+            in ``[0, V)``; ids out of range are not checked (their target logit counts as 0)
+            except under :func:`losses_jax.checked`.
         bias: optional ``(V,)`` bias.
         ignore_class: label id to ignore (e.g. ``-100`` for padding), or None.
         label_smoothing: in ``[0, 1]``.
@@ -599,7 +603,8 @@ def linear_cross_entropy(
         token_axis: mesh axis name(s) the tokens are sharded over (with ``vocab_axis``).
         mesh: the mesh for ``vocab_axis`` (default: the ambient ``jax.set_mesh`` one).
         vocab_chunk_size, token_chunk_size: largest chunk sizes (default 2048).
-        dtype: result dtype (default float32, the accumulation dtype).
+        dtype: result dtype (default: the accumulation dtype, float32 unless the inputs are
+            float64).
 
     Returns:
         A scalar, or ``labels.shape`` per-token losses for ``reduction="none"``.
@@ -627,9 +632,8 @@ def linear_cross_entropy(
         vocab_chunk_size=vocab_chunk_size,
         token_chunk_size=token_chunk_size,
         reduction=reduction,
-        dtype=dtype,
     )
-    return loss._reduced(labels, embeddings, sample_weight, mask, classifier, bias, mesh)
+    return loss._reduced(labels, embeddings, sample_weight, mask, classifier, bias, mesh, dtype)
 
 
 class LinearCrossEntropy(Loss):
@@ -694,16 +698,18 @@ class LinearCrossEntropy(Loss):
     def __call__(
         self, y_true, y_pred, sample_weight=None, mask=None, *, classifier, bias=None
     ) -> jax.Array:
-        return self._reduced(y_true, y_pred, sample_weight, mask, classifier, bias, None)
+        return self._reduced(
+            y_true, y_pred, sample_weight, mask, classifier, bias, None, self.dtype
+        )
 
-    def _reduced(self, labels, embeddings, sample_weight, mask, classifier, bias, mesh):
+    def _reduced(self, labels, embeddings, sample_weight, mask, classifier, bias, mesh, dtype):
         losses, keep = _per_token_losses(embeddings, classifier, labels, bias, self._opts, mesh)
         return reduce_weighted_values(
             losses,
             sample_weight=sample_weight,
             mask=_combine_masks(keep, mask),
             reduction=self.reduction,
-            dtype=self.dtype,
+            dtype=dtype,
         )
 
     def call(self, y_true, y_pred, *, classifier, bias=None) -> jax.Array:

@@ -95,8 +95,14 @@ CASES = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("chunks", ["chunked", "default"])
+# Every case in small chunks; two with the default chunks (here: one chunk, no loop).
+CASE_CHUNKS = [(case, "chunked") for case in CASES] + [
+    ("plain", "default"),
+    ("everything", "default"),
+]
+
+
+@pytest.mark.parametrize("case,chunks", CASE_CHUNKS)
 def test_matches_naive_float64_path(case, chunks, rng):
     opts = dict(CASES[case])
     use_bias, cap = opts.pop("bias", False), opts.pop("cap", None)
@@ -192,6 +198,20 @@ def test_half_precision_accumulates_in_float32(dtype, rng):
     for ours, ref, x in zip(grads, ref_grads, (e16, w16, b16)):
         assert ours.dtype == x.dtype
         assert_close(ours, ref, 2e-2)
+
+
+def test_float64_inputs_accumulate_in_float64(rng):
+    e, w, b, labels = make_problem(rng, n=9, v=70)
+    with jax.enable_x64(True):
+        e64, w64, b64 = (jnp.asarray(x, jnp.float64) for x in (e, w, b))
+        losses, grads = our_value_and_grads(
+            e64, w64, labels, b64, label_smoothing=0.1, vocab_chunk_size=16
+        )
+    ref_losses, ref_grads = torch_reference(e, w, labels, bias=b, label_smoothing=0.1)
+    assert losses.dtype == jnp.float64 and grads[1].dtype == jnp.float64
+    assert_close(losses, ref_losses, 1e-12)
+    for ours, ref in zip(grads, ref_grads):
+        assert_close(ours, ref, 1e-12)
 
 
 def test_mixed_dtypes_promote(rng):
