@@ -277,6 +277,8 @@ def _backward(e, w, b, labels, lse, g, cfg: _Config):
         acc = cfg.accumulate
         chunk_acc = (de, jnp.zeros((d, vn), acc), None if b is None else jnp.zeros((vn,), acc))
         de, dw_c, db_c = _for_each_chunk(n, cfg.token_chunk, token_block, chunk_acc)
+        if cfg.token_axis is not None:  # other devices hold the other tokens' contributions
+            dw_c, db_c = lax.psum((dw_c, db_c), cfg.token_axis)
         # Each column block is complete here, so it is stored in the classifier's own dtype.
         dw = lax.dynamic_update_slice_in_dim(dw, dw_c.astype(w.dtype), v0, 1)
         if db is not None:
@@ -289,13 +291,8 @@ def _backward(e, w, b, labels, lse, g, cfg: _Config):
         None if b is None else jnp.zeros((v,), b.dtype),
     )
     de, dw, db = _for_each_chunk(v, cfg.vocab_chunk, vocab_chunk, init)
-    # Inside shard_map each device saw a slice of the vocabulary and of the tokens: sum the
-    # embedding gradient over the former, the classifier's over the latter.
-    if cfg.vocab_axis is not None:
+    if cfg.vocab_axis is not None:  # other devices hold the other classes' contributions
         de = lax.psum(de, cfg.vocab_axis)
-    if cfg.token_axis is not None:
-        dw = lax.psum(dw, cfg.token_axis)
-        db = None if db is None else lax.psum(db, cfg.token_axis)
     return de.astype(e.dtype), dw, db
 
 

@@ -223,10 +223,10 @@ def test_per_device_memory_holds_no_full_classifier_or_logits(sharded):
     full_classifier = d * v * 4
     # Each device holds its quarter of the classifier and half of the tokens ...
     assert memory["argument_bytes"] < full_classifier / 4 + n * (d + 1) * 4
-    # ... and its scratch memory (chunks, and its classifier-gradient shard before the
-    # all-reduce over "data") is far below one gathered classifier or the logits.
-    assert memory["temp_bytes"] < full_classifier / 2
-    assert memory["temp_bytes"] < full_logits / 8
+    # ... and its scratch memory (a few chunks) is far below one gathered classifier (or even
+    # its own shard of it) and the logits.
+    assert memory["temp_bytes"] < full_classifier / 4
+    assert memory["temp_bytes"] < full_logits / 16
     assert memory["all_gathers"] == 0  # only reductions cross devices
     assert memory["all_reduces"] > 0
 
