@@ -359,7 +359,13 @@ def _ignore_option(value) -> int | None:
 
 
 def _float_input(x, name: str) -> jax.Array:
-    x = jnp.asarray(x)
+    try:
+        x = jnp.asarray(x)
+    except TypeError:
+        raise TypeError(
+            f"`{name}` must be a floating array; received {type(x).__name__} of dtype "
+            f"{getattr(x, 'dtype', '?')}."
+        ) from None
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"`{name}` must be a floating array; received dtype {x.dtype}.")
     return x

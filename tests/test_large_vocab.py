@@ -337,6 +337,7 @@ def test_label_options_trailing_one_and_float_labels(rng):
         ({"ignore_class": 1.5}, TypeError, "ignore_class"),
         ({"reduction": "avg"}, ValueError, "reduction"),
         ({"int_embeddings": True}, TypeError, "embeddings"),
+        ({"string_classifier": True}, TypeError, "classifier.*<U1"),
         ({"vocab_axis": 3}, TypeError, "vocab_axis"),
         ({"vocab_axis": "model"}, ValueError, "mesh"),
     ],
@@ -345,6 +346,8 @@ def test_bad_input_raises_at_trace_time(kwargs, error, match):
     kwargs = dict(kwargs)
     e = np.zeros((5, 8), np.int32 if kwargs.pop("int_embeddings", False) else np.float32)
     w = np.zeros(kwargs.pop("w_shape", (8, 9)), np.float32)
+    if kwargs.pop("string_classifier", False):
+        w = np.full(w.shape, "x")
     bias = np.zeros(kwargs.pop("bias_shape", (9,)), np.float32)
     labels = np.zeros(kwargs.pop("label_shape", (5,)), np.int32)
 
@@ -353,8 +356,8 @@ def test_bad_input_raises_at_trace_time(kwargs, error, match):
 
     with pytest.raises(error, match=match):
         call(e, w, bias, labels)
-    with pytest.raises(error, match=match):
-        jax.jit(call)(e, w, bias, labels)
+    with pytest.raises(error, match=match):  # w is closed over: strings cannot be traced
+        jax.jit(lambda e, bias, labels: call(e, w, bias, labels))(e, bias, labels)
 
 
 def test_traced_options_are_rejected(rng):
