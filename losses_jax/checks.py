@@ -57,10 +57,13 @@ def checked(fn: Callable) -> Callable:
         `y_true` holds class ids outside [0, 3) (check failed at ...)
     """
 
+    checkified = checkify.checkify(fn, errors=checkify.user_checks)
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        # The flag is read while tracing, so the checks exist only in this wrapper's traces.
         with _enabled():
-            return checkify.checkify(fn, errors=checkify.user_checks)(*args, **kwargs)
+            return checkified(*args, **kwargs)
 
     return wrapper
 
