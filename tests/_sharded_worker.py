@@ -27,6 +27,12 @@ per-sample loss, not the reduction); on a 2-D ``("data", "model") = (4, 2)`` mes
 ``"data"``, the first combination with a ``(batch, 2)`` batch where the loss accepts one. A
 control computes a per-shard mean with ``shard_map`` and confirms the checks reject it.
 
+With ``--process ID COUNT PORT`` it is instead one of COUNT processes joined by
+``jax.distributed.initialize`` (CPU collectives over gloo): each feeds only its rows of the
+global batch with ``jax.make_array_from_process_local_data`` and checks a few losses
+(``MULTI_HOST_LOSSES``) on a mesh over the devices of every process, comparing the shards it
+holds with its own unsharded run of the whole batch.
+
 The last stdout line is ``SHARDING_SUMMARY <json>``: counts, failures, expected failures.
 """
 
@@ -70,17 +76,13 @@ class Config:
     options: dict
     mesh_name: str
     cases: tuple[str, ...]
+    batch_shape: tuple[int, ...] = (BATCH,)
 
     @property
     def key(self) -> tuple[str, str, str]:
         from catalogue import option_id
 
         return (self.entry.name, option_id(self.options), self.mesh_name)
-
-    @property
-    def batch_shape(self) -> tuple[int, ...]:
-        two_dims = self.mesh_name != "batch8" and self.entry.max_batch_rank >= 2
-        return (BATCH, 2) if two_dims else (BATCH,)
 
 
 def configurations(entries) -> list[Config]:
@@ -89,7 +91,8 @@ def configurations(entries) -> list[Config]:
         first, *others = entry.options
         configs.append(Config(entry, first, "batch8", ALL_CASES))
         configs += [Config(entry, options, "batch8", OPTION_CASES) for options in others]
-        configs.append(Config(entry, first, "data4_model2", MESH_2D_CASES))
+        batch_shape = (BATCH, 2) if entry.max_batch_rank >= 2 else (BATCH,)
+        configs.append(Config(entry, first, "data4_model2", MESH_2D_CASES, batch_shape))
     return configs
 
 
@@ -196,6 +199,17 @@ def mismatch(actual, expected) -> str | None:
     return f"max |diff| {err.max():.3g}; worst entry {actual[worst]:.9g} vs {expected[worst]:.9g}"
 
 
+def local_mismatch(actual, expected) -> str | None:
+    """:func:`mismatch` over the shards of ``actual`` this process holds (all, with one)."""
+    if actual.is_fully_addressable:
+        return mismatch(actual, expected)
+    for shard in actual.addressable_shards:
+        result = mismatch(shard.data, np.asarray(expected)[shard.index])
+        if result:
+            return f"shard {shard.index}: {result}"
+    return None
+
+
 def numpy_reduction(reduction: str, unreduced, weight, mask) -> float:
     """Keras's reduction of weighted, masked per-sample losses, in float64 NumPy.
 
@@ -243,35 +257,45 @@ class Recorder:
             self.unexpected_passes.append({**record, "reason": reason})
 
 
-def check_configuration(config: Config, recorder: Recorder) -> None:
-    import jax
+def prepare(config: Config):
+    """Seeded inputs ``(y_true, y_pred, weight, cotangent, extra)``, the cases and the loss mask."""
     import jax.numpy as jnp
 
     entry, options = config.entry, config.options
-    mesh = make_mesh(config.mesh_name)
-    axis = MESHES[config.mesh_name][2]
-    rng = np.random.default_rng(zlib.crc32("/".join(config.key).encode()))  # fixed per config
-    inputs = entry.make_inputs(rng, config.batch_shape, options)
+    seed = zlib.crc32("/".join(config.key).encode())  # fixed per configuration
+    inputs = entry.inputs(seed, config.batch_shape, options)
+    rng = np.random.default_rng(seed + 1)
     weight = rng.uniform(0.0, 2.0, size=BATCH).astype(np.float32)
     out_shape = unreduced_shape(entry, options, inputs)
     cotangent = rng.normal(size=out_shape).astype(np.float32)
     cases = applicable(config.cases, per_sample_loss=out_shape[:1] == (BATCH,))
     loss_mask = entry.build(options).loss_mask(jnp.asarray(inputs.y_true), inputs.y_pred)
-
-    fn = jax.jit(cases_fn(entry, options, cases))
     args = (inputs.y_true, inputs.y_pred, weight, cotangent, inputs.extra)
-    reference = fn(*args)
-    placed = jax.tree.map(batch_placer(mesh, axis), args)
-    sharded = fn(*placed)
-    placed_pred = placed[1]
+    return args, cases, loss_mask
 
+
+def check_configuration(config: Config, recorder: Recorder, mesh, axis: str, place) -> dict:
+    """Runs ``config`` unsharded on this process's first device and with ``place``d inputs.
+
+    ``place`` maps one NumPy input to a global array on ``mesh``. Returns the reduced values.
+    """
+    import jax
+
+    args, cases, loss_mask = prepare(config)
+    fn = jax.jit(cases_fn(config.entry, config.options, cases))
+    reference = jax.device_get(fn(*jax.device_put(args, jax.local_devices()[0])))
+    placed = jax.tree.map(place, args)
+    sharded = fn(*placed)
+    placed_pred, weight = placed[1], args[2]
+
+    values = {}
     for case in cases:
         reduction, weighting = case.split("/")
         (ref_value, ref_grad), (value, grad) = reference[case], sharded[case]
         problems = {}
         for name, result in (
-            ("value", mismatch(value, ref_value)),
-            ("grad", mismatch(grad, ref_grad)),
+            ("value", local_mismatch(value, ref_value)),
+            ("grad", local_mismatch(grad, ref_grad)),
         ):
             if result:
                 problems[name] = result
@@ -285,6 +309,8 @@ def check_configuration(config: Config, recorder: Recorder) -> None:
                 problems[f"{name}_sharding"] = f"{out.sharding} (expected P({axis!r}))"
         n_checks = 3 + len(outputs)
         if reduction != "none":
+            # A reduced value is replicated: every process can read it.
+            values[case] = float(value)
             w = weight if weighting == "per_sample" else None
             unreduced = reference[f"none/{weighting}"][0]
             expected = numpy_reduction(reduction, unreduced, w, loss_mask)
@@ -293,6 +319,7 @@ def check_configuration(config: Config, recorder: Recorder) -> None:
                 problems["global_reduction"] = f"{result} (float64 NumPy over the whole batch)"
             n_checks += 1
         recorder.case(config.key, case, problems, n_checks)
+    return values
 
 
 # --------------------------------------------------------------------------------------
@@ -320,37 +347,111 @@ def per_shard_mean_is_caught() -> bool:
 
 
 # --------------------------------------------------------------------------------------
-def main() -> int:
-    import jax
-    from catalogue import ENTRIES, available_entries
-
-    start = time.perf_counter()
-    recorder = Recorder()
-    entries = available_entries()
-    configs = configurations(entries)
-    for config in configs:
-        tick = time.perf_counter()
-        check_configuration(config, recorder)
-        recorder.seconds["/".join(config.key)] = round(time.perf_counter() - tick, 2)
-
-    slowest = sorted(recorder.seconds.items(), key=lambda item: -item[1])[:5]
-    summary = {
-        "device_count": jax.device_count(),
-        "losses": [entry.name for entry in entries],
-        "missing": [entry.name for entry in ENTRIES if not entry.available],
-        "configurations": [list(config.key) for config in configs],
+def summary_counts(recorder: Recorder) -> dict:
+    return {
         "cases": recorder.cases,
         "checks": recorder.checks,
         "failures": recorder.failures,
         "expected_failures": recorder.expected_failures,
         "unexpected_passes": recorder.unexpected_passes,
+    }
+
+
+def one_process() -> dict:
+    """Every catalogue configuration on this process's 8 devices."""
+    import jax
+    from catalogue import ENTRIES, available_entries
+
+    recorder = Recorder()
+    entries = available_entries()
+    configs = configurations(entries)
+    for config in configs:
+        tick = time.perf_counter()
+        mesh, axis = make_mesh(config.mesh_name), MESHES[config.mesh_name][2]
+        place = batch_placer(mesh, axis)
+        check_configuration(config, recorder, mesh, axis, place)
+        recorder.seconds["/".join(config.key)] = round(time.perf_counter() - tick, 2)
+
+    slowest = sorted(recorder.seconds.items(), key=lambda item: -item[1])[:5]
+    return {
+        "device_count": jax.device_count(),
+        "losses": [entry.name for entry in entries],
+        "missing": [entry.name for entry in ENTRIES if not entry.available],
+        "configurations": [list(config.key) for config in configs],
+        **summary_counts(recorder),
         "per_shard_mean_caught": per_shard_mean_is_caught(),
         "slowest": dict(slowest),
-        "seconds": round(time.perf_counter() - start, 1),
     }
+
+
+# --------------------------------------------------------------------------------------
+# multi-host: N processes under jax.distributed, one global batch-sharded mesh
+# --------------------------------------------------------------------------------------
+# A per-token mask, losses that couple the samples of a batch, a replicated extra input.
+MULTI_HOST_LOSSES = (
+    ("SparseCategoricalCrossentropy", {"from_logits": True, "ignore_class": 0}),
+    ("Circle", {}),
+    ("Dice", {}),
+    ("LinearCrossEntropy", {"ignore_class": -100}),
+    ("CTC", {}),
+)
+MULTI_HOST_CASES = ("mean_with_sample_weight/per_sample", "sum/per_sample", "none/per_sample")
+
+
+def multi_host(process_id: int, num_processes: int, port: int) -> dict:
+    """This process's part of a global batch, fed with ``make_array_from_process_local_data``."""
+    import jax
+    from jax.sharding import Mesh, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(f"localhost:{port}", num_processes, process_id)
+    from catalogue import BY_NAME
+
+    mesh = Mesh(np.array(jax.devices()), ("batch",))  # the devices of every process
+    rows = BATCH // jax.process_count()
+    mine = slice(jax.process_index() * rows, (jax.process_index() + 1) * rows)
+    split, replicated = NamedSharding(mesh, P("batch")), NamedSharding(mesh, P())
+
+    def place(x):
+        # Each process holds only its rows of a per-sample input, and all of a shared one.
+        x = np.asarray(x)
+        if x.ndim >= 1 and x.shape[0] == BATCH:
+            return jax.make_array_from_process_local_data(split, x[mine], x.shape)
+        return jax.make_array_from_process_local_data(replicated, x, x.shape)
+
+    recorder = Recorder()
+    values, losses = {}, []
+    for name, options in MULTI_HOST_LOSSES:
+        entry = BY_NAME[name]
+        if not entry.available:
+            continue
+        losses.append(name)
+        config = Config(entry, options, f"hosts{num_processes}", MULTI_HOST_CASES)
+        for case, value in check_configuration(config, recorder, mesh, "batch", place).items():
+            values["/".join((*config.key, case))] = value
+    return {
+        "process_index": jax.process_index(),
+        "process_count": jax.process_count(),
+        "device_count": jax.device_count(),
+        "local_device_count": jax.local_device_count(),
+        "losses": losses,
+        "values": values,
+        **summary_counts(recorder),
+    }
+
+
+def main(argv: list[str]) -> int:
+    start = time.perf_counter()
+    if argv[:1] == ["--process"]:
+        process_id, num_processes, port = map(int, argv[1:4])
+        summary = multi_host(process_id, num_processes, port)
+    else:
+        summary = one_process()
+    summary["seconds"] = round(time.perf_counter() - start, 1)
     print(SUMMARY_PREFIX + json.dumps(summary), flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -6,58 +6,113 @@ JAX fixes its device count when it starts, so the sharded runs happen in one sub
 option combination, reduction and weighting, ``jax.jit(value_and_grad)`` on unsharded inputs
 with the same on inputs placed with ``NamedSharding(Mesh(devices, ("batch",)), P("batch"))``
 and on a ``("data", "model") = (4, 2)`` mesh, checks that gradients come back batch-sharded and
-that reductions are global, and prints a JSON summary that the tests here read.
+that reductions are global, and prints a JSON summary that the tests here read. A second run
+starts two worker processes of 4 devices each under ``jax.distributed`` (multi-host on one
+machine), each feeding only its half of the global batch.
 
-The worker's two reference helpers are checked here in-process: its float64 NumPy reduction
-against Keras's own ``reduce_weighted_values``, and its comparison against a known mismatch.
+Each subprocess run is one test (its checks are sequential assertions), so that ``pytest -n 2``
+never starts the same run on two xdist workers. The worker's two reference helpers are checked
+here in-process: its float64 NumPy reduction against Keras's own ``reduce_weighted_values``,
+and its comparison against known mismatches.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _sharded_worker import BATCH, MESHES, SUMMARY_PREFIX, mismatch, numpy_reduction
-from catalogue import available_entries, exported_loss_classes
+from _sharded_worker import (
+    BATCH,
+    MESHES,
+    MULTI_HOST_LOSSES,
+    REDUCTIONS,
+    SUMMARY_PREFIX,
+    mismatch,
+    numpy_reduction,
+)
+from catalogue import BY_NAME, available_entries, exported_loss_classes
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
+WORKER = TESTS / "_sharded_worker.py"
 WORKER_TIMEOUT_S = 600
+PROCESSES = 2
 
 
-def run_worker() -> dict:
+def worker_env(devices: int) -> dict:
     env = dict(os.environ)
     flags = env.get("XLA_FLAGS", "")
-    env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count=8".strip()
+    env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def parse_summary(returncode: int, stdout: str, stderr: str) -> dict:
+    assert returncode == 0, f"worker exited with {returncode}:\n{stderr[-6000:]}"
+    lines = [line for line in stdout.splitlines() if line.startswith(SUMMARY_PREFIX)]
+    assert lines, f"worker printed no summary:\n{stdout[-3000:]}\n{stderr[-3000:]}"
+    return json.loads(lines[-1][len(SUMMARY_PREFIX) :])
+
+
+def run_sharded_worker() -> dict:
     proc = subprocess.run(
-        [sys.executable, str(TESTS / "_sharded_worker.py")],
+        [sys.executable, str(WORKER)],
         cwd=ROOT,
-        env=env,
+        env=worker_env(devices=8),
         capture_output=True,
         text=True,
         timeout=WORKER_TIMEOUT_S,
     )
-    assert proc.returncode == 0, f"worker exited with {proc.returncode}:\n{proc.stderr[-6000:]}"
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(SUMMARY_PREFIX)]
-    assert lines, f"worker printed no summary:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return json.loads(lines[-1][len(SUMMARY_PREFIX) :])
+    return parse_summary(proc.returncode, proc.stdout, proc.stderr)
 
 
-@pytest.fixture(scope="module")
-def summary() -> dict:
-    return run_worker()
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        return sock.getsockname()[1]
+
+
+def run_multi_host_workers(logs: Path) -> list[dict]:
+    """One summary per process of a 2-process x 4-device ``jax.distributed`` run."""
+    port = free_port()
+    procs, files = [], []
+    try:
+        for process_id in range(PROCESSES):
+            out, err = logs / f"{process_id}.out", logs / f"{process_id}.err"
+            files.append((out, err))
+            with open(out, "w") as stdout, open(err, "w") as stderr:
+                command = [sys.executable, str(WORKER), "--process", str(process_id)]
+                procs.append(
+                    subprocess.Popen(
+                        [*command, str(PROCESSES), str(port)],
+                        cwd=ROOT,
+                        env=worker_env(devices=4),
+                        stdout=stdout,
+                        stderr=stderr,
+                    )
+                )
+        returncodes = [proc.wait(timeout=WORKER_TIMEOUT_S) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    return [
+        parse_summary(code, out.read_text(), err.read_text())
+        for code, (out, err) in zip(returncodes, files)
+    ]
 
 
 def describe(records: list[dict]) -> str:
     return "\n".join(
-        f"  {r['loss']}[{r['options']}] on {r['mesh']}, {r['case']}: {r.get('problems', r.get('reason'))}"
+        f"  {r['loss']}[{r['options']}] on {r['mesh']}, {r['case']}: "
+        f"{r.get('problems', r.get('reason'))}"
         for r in records
     )
 
@@ -65,21 +120,8 @@ def describe(records: list[dict]) -> str:
 # --------------------------------------------------------------------------------------
 # the sharded runs
 # --------------------------------------------------------------------------------------
-def test_worker_sees_eight_devices(summary):
-    assert summary["device_count"] == 8
-
-
-def test_every_loss_class_is_covered_on_both_meshes(summary):
-    available = [entry.name for entry in available_entries()]
-    assert summary["losses"] == available
-    # A new class without a catalogue entry would silently escape the sharded checks.
-    assert set(exported_loss_classes()) <= set(available)
-    meshes = {(loss, mesh) for loss, _, mesh in summary["configurations"]}
-    missing = {(loss, mesh) for loss in available for mesh in MESHES} - meshes
-    assert not missing, f"losses not run on a mesh: {sorted(missing)}"
-
-
-def test_sharded_value_and_gradient_match_unsharded(summary, record_property):
+def test_every_loss_batch_sharded_on_8_devices_matches_unsharded(record_property):
+    summary = run_sharded_worker()
     record_property("sharded_cases", summary["cases"])
     record_property("sharded_checks", summary["checks"])
     print(
@@ -87,23 +129,48 @@ def test_sharded_value_and_gradient_match_unsharded(summary, record_property):
         f"{len(summary['losses'])} losses in {summary['seconds']} s; "
         f"{len(summary['expected_failures'])} expected failures; slowest {summary['slowest']}"
     )
-    assert summary["cases"] >= 4 * len(summary["losses"])
+    assert summary["device_count"] == 8
+
+    # Coverage: every catalogue loss on both meshes, every reduction x weighting.
+    available = [entry.name for entry in available_entries()]
+    assert summary["losses"] == available
+    # A new class without a catalogue entry would silently escape the sharded checks.
+    assert set(exported_loss_classes()) <= set(available)
+    meshes = {(loss, mesh) for loss, _, mesh in summary["configurations"]}
+    missing = {(loss, mesh) for loss in available for mesh in MESHES} - meshes
+    assert not missing, f"losses not run on a mesh: {sorted(missing)}"
+    assert summary["cases"] >= len(REDUCTIONS) * len(MESHES) * len(available)
+
     assert not summary["failures"], (
         f"{len(summary['failures'])} of {summary['cases']} sharded cases failed:\n"
         + describe(summary["failures"])
     )
-
-
-def test_no_expected_failure_passes_unnoticed(summary):
     assert not summary["unexpected_passes"], (
         "these cases are marked expected-failing in tests/_sharded_worker.py but now pass; "
         "remove them from EXPECTED_FAILURES:\n" + describe(summary["unexpected_passes"])
     )
-
-
-def test_a_per_shard_mean_would_be_caught(summary):
     # The control: shard_map's per-shard weighted mean, averaged, differs from the global one.
     assert summary["per_shard_mean_caught"]
+
+
+def test_multi_host_jax_distributed_matches_one_device(tmp_path):
+    summaries = run_multi_host_workers(tmp_path)
+    assert sorted(s["process_index"] for s in summaries) == list(range(PROCESSES))
+    expected = [name for name, _ in MULTI_HOST_LOSSES if BY_NAME[name].available]
+    for s in summaries:
+        assert (s["process_count"], s["device_count"], s["local_device_count"]) == (2, 8, 4)
+        assert s["losses"] == expected
+        assert s["cases"] >= 2 * len(expected)
+        assert not s["failures"], (
+            f"process {s['process_index']}: {len(s['failures'])} of {s['cases']} cases failed:\n"
+            + describe(s["failures"])
+        )
+        assert not s["unexpected_passes"], describe(s["unexpected_passes"])
+    # The reduced loss is one replicated scalar: every process must log the same number.
+    first, *others = summaries
+    assert first["values"]
+    for other in others:
+        assert other["values"] == first["values"]
 
 
 # --------------------------------------------------------------------------------------
