@@ -22,6 +22,7 @@ import numpy as np
 
 import losses_jax as lj
 
+EPS = 1e-7  # Keras's fuzz factor (backend.epsilon())
 NUM_CLASSES = 5
 FEATURES = 4
 EMBED_DIM = 6
@@ -47,7 +48,10 @@ class Entry:
         name: the class name exported by ``losses_jax``.
         options: constructor keyword combinations (reduction and dtype excluded); the first is
             the default construction.
-        make_inputs: ``(rng, batch_shape, options) -> Inputs`` with valid, typical values.
+        make_inputs: ``(rng, batch_shape, options, width) -> Inputs`` with valid, typical
+            values; ``width`` is the size of the last axis (features, classes, embedding
+            size, or the vocabulary of LinearCrossEntropy).
+        default_width: the ``width`` used when none is given.
         pred_kind: ``options -> kind`` of ``y_pred``: "logits", "probabilities", "real",
             "rates" (>= 0), "distribution", "masks" (in [0, 1]) or "embeddings".
         sparse_labels: whether ``y_true`` holds integer class ids.
@@ -58,8 +62,9 @@ class Entry:
 
     name: str
     options: tuple[dict, ...]
-    make_inputs: Callable[[np.random.Generator, tuple, dict], Inputs]
+    make_inputs: Callable[[np.random.Generator, tuple, dict, int], Inputs]
     pred_kind: Callable[[dict], str]
+    default_width: int = FEATURES
     sparse_labels: bool = False
     activation: str | None = None
     max_batch_rank: int = 2
@@ -78,10 +83,20 @@ class Entry:
         kwargs.update(overrides)
         return self.cls(**kwargs)
 
-    def inputs(self, seed: int = 0, batch_shape: tuple = (4,), options: dict | None = None):
+    def inputs(
+        self,
+        seed: int = 0,
+        batch_shape: tuple = (4,),
+        options: dict | None = None,
+        width: int | None = None,
+    ) -> Inputs:
         """Seeded valid inputs for ``options`` (default: the first combination)."""
         options = self.options[0] if options is None else options
-        return self.make_inputs(np.random.default_rng(seed), tuple(batch_shape), options)
+        if isinstance(options.get("alpha"), (list, tuple)):
+            width = len(options["alpha"])  # one focal weight per class
+        width = self.default_width if width is None else width
+        rng = np.random.default_rng(seed)
+        return self.make_inputs(rng, tuple(batch_shape), options, width)
 
     def has_option(self, option: str) -> bool:
         return option in inspect.signature(self.cls.__init__).parameters
@@ -121,16 +136,16 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _binary_inputs(rng, batch_shape, options):
-    shape = (*batch_shape, FEATURES)
+def _binary_inputs(rng, batch_shape, options, width):
+    shape = (*batch_shape, width)
     y_true = rng.integers(0, 2, size=shape)
     logits = rng.normal(0.0, 2.0, size=shape)
     y_pred = logits if options.get("from_logits") else np.clip(_sigmoid(logits), 0.02, 0.98)
     return Inputs(_f32(y_true), _f32(y_pred))
 
 
-def _class_scores(rng, batch_shape, options):
-    logits = rng.normal(0.0, 2.0, size=(*batch_shape, NUM_CLASSES))
+def _class_scores(rng, batch_shape, options, width):
+    logits = rng.normal(0.0, 2.0, size=(*batch_shape, width))
     if options.get("from_logits"):
         return logits
     # Probabilities away from the 1e-7 clip, rows summing to 1.
@@ -138,65 +153,65 @@ def _class_scores(rng, batch_shape, options):
     return p / p.sum(axis=-1, keepdims=True)
 
 
-def _categorical_inputs(rng, batch_shape, options):
-    labels = rng.integers(0, NUM_CLASSES, size=batch_shape)
-    y_true = np.eye(NUM_CLASSES)[labels]
-    return Inputs(_f32(y_true), _f32(_class_scores(rng, batch_shape, options)))
+def _categorical_inputs(rng, batch_shape, options, width):
+    labels = rng.integers(0, width, size=batch_shape)
+    y_true = np.eye(width)[labels]
+    return Inputs(_f32(y_true), _f32(_class_scores(rng, batch_shape, options, width)))
 
 
-def _sparse_inputs(rng, batch_shape, options):
-    labels = rng.integers(0, NUM_CLASSES, size=batch_shape)
+def _sparse_inputs(rng, batch_shape, options, width):
+    labels = rng.integers(0, width, size=batch_shape)
     ignore = options.get("ignore_class")
     if ignore is not None:
         # About a quarter of the positions are ignored.
         labels = np.where(rng.uniform(size=batch_shape) < 0.25, ignore, labels)
-    return Inputs(labels.astype(np.int32), _f32(_class_scores(rng, batch_shape, options)))
+    return Inputs(labels.astype(np.int32), _f32(_class_scores(rng, batch_shape, options, width)))
 
 
-def _real_inputs(rng, batch_shape, options):
-    shape = (*batch_shape, FEATURES)
+def _real_inputs(rng, batch_shape, options, width):
+    shape = (*batch_shape, width)
     return Inputs(_f32(rng.normal(size=shape)), _f32(rng.normal(0.0, 1.5, size=shape)))
 
 
-def _percentage_inputs(rng, batch_shape, options):
-    shape = (*batch_shape, FEATURES)
+def _percentage_inputs(rng, batch_shape, options, width):
+    shape = (*batch_shape, width)
     # Targets away from 0: MAPE divides by |y_true|.
     y_true = rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.5, 2.0, size=shape)
     return Inputs(_f32(y_true), _f32(rng.normal(size=shape)))
 
 
-def _positive_inputs(rng, batch_shape, options):
-    shape = (*batch_shape, FEATURES)
+def _positive_inputs(rng, batch_shape, options, width):
+    shape = (*batch_shape, width)
     return Inputs(_f32(rng.uniform(0.1, 3.0, size=shape)), _f32(rng.uniform(0.1, 3.0, size=shape)))
 
 
-def _poisson_inputs(rng, batch_shape, options):
-    shape = (*batch_shape, FEATURES)
+def _poisson_inputs(rng, batch_shape, options, width):
+    shape = (*batch_shape, width)
     y_true = rng.poisson(1.5, size=shape)
     return Inputs(_f32(y_true), _f32(rng.uniform(0.2, 3.0, size=shape)))
 
 
-def _distribution_inputs(rng, batch_shape, options):
-    shape = (*batch_shape, NUM_CLASSES)
+def _distribution_inputs(rng, batch_shape, options, width):
+    shape = (*batch_shape, width)
     y_true = _softmax(rng.normal(size=shape))
     y_pred = _softmax(rng.normal(size=shape))
     return Inputs(_f32(y_true), _f32(y_pred))
 
 
-def _hinge_inputs(rng, batch_shape, options):
-    shape = (*batch_shape, FEATURES)
+def _hinge_inputs(rng, batch_shape, options, width):
+    shape = (*batch_shape, width)
     y_true = rng.choice([-1.0, 1.0], size=shape)
     return Inputs(_f32(y_true), _f32(rng.normal(0.0, 1.5, size=shape)))
 
 
-def _categorical_score_inputs(rng, batch_shape, options):
-    labels = rng.integers(0, NUM_CLASSES, size=batch_shape)
-    y_true = np.eye(NUM_CLASSES)[labels]
-    return Inputs(_f32(y_true), _f32(rng.normal(size=(*batch_shape, NUM_CLASSES))))
+def _categorical_score_inputs(rng, batch_shape, options, width):
+    labels = rng.integers(0, width, size=batch_shape)
+    y_true = np.eye(width)[labels]
+    return Inputs(_f32(y_true), _f32(rng.normal(size=(*batch_shape, width))))
 
 
-def _mask_inputs(rng, batch_shape, options):
-    shape = (*batch_shape, FEATURES)
+def _mask_inputs(rng, batch_shape, options, width):
+    shape = (*batch_shape, width)
     y_true = rng.integers(0, 2, size=shape)
     return Inputs(_f32(y_true), _f32(rng.uniform(0.05, 0.95, size=shape)))
 
@@ -205,28 +220,29 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def _circle_inputs(rng, batch_shape, options):
+def _circle_inputs(rng, batch_shape, options, width):
     (batch,) = batch_shape
     labels = rng.integers(0, 3, size=batch)
-    embeddings = unit_rows(rng.normal(size=(batch, EMBED_DIM)))
+    embeddings = unit_rows(rng.normal(size=(batch, width)))
     return Inputs(labels.astype(np.int32), _f32(embeddings))
 
 
-def _ctc_inputs(rng, batch_shape, options):
+def _ctc_inputs(rng, batch_shape, options, width):
     (batch,) = batch_shape
+    num_classes = max(width, 2)  # the blank and at least one label
     # Labels in 1..K-1 (0 is the blank), no padding: Keras's `ctc` uses every label.
-    labels = rng.integers(1, NUM_CLASSES, size=(batch, CTC_LABEL_LEN))
-    logits = rng.normal(size=(batch, CTC_TIME, NUM_CLASSES))
+    labels = rng.integers(1, num_classes, size=(batch, CTC_LABEL_LEN))
+    logits = rng.normal(size=(batch, CTC_TIME, num_classes))
     return Inputs(labels.astype(np.int32), _f32(logits))
 
 
-def _linear_ce_inputs(rng, batch_shape, options):
-    labels = rng.integers(0, VOCAB, size=batch_shape)
+def _linear_ce_inputs(rng, batch_shape, options, width):
+    labels = rng.integers(0, width, size=batch_shape)
     ignore = options.get("ignore_class")
     if ignore is not None:
         labels = np.where(rng.uniform(size=batch_shape) < 0.25, ignore, labels)
     embeddings = rng.normal(size=(*batch_shape, EMBED_DIM))
-    classifier = rng.normal(0.0, 0.5, size=(EMBED_DIM, VOCAB))
+    classifier = rng.normal(0.0, 0.5, size=(EMBED_DIM, width))
     return Inputs(labels.astype(np.int32), _f32(embeddings), {"classifier": _f32(classifier)})
 
 
@@ -274,6 +290,7 @@ ENTRIES: tuple[Entry, ...] = (
         ),
         _categorical_inputs,
         _logits_or_probabilities,
+        default_width=NUM_CLASSES,
         activation="softmax",
     ),
     Entry(
@@ -287,6 +304,7 @@ ENTRIES: tuple[Entry, ...] = (
         ),
         _categorical_inputs,
         _logits_or_probabilities,
+        default_width=NUM_CLASSES,
         activation="softmax",
     ),
     Entry(
@@ -300,16 +318,24 @@ ENTRIES: tuple[Entry, ...] = (
         ),
         _sparse_inputs,
         _logits_or_probabilities,
+        default_width=NUM_CLASSES,
         sparse_labels=True,
         activation="softmax",
     ),
     Entry("Poisson", _PLAIN, _poisson_inputs, _constant("rates")),
-    Entry("KLDivergence", _PLAIN, _distribution_inputs, _constant("distribution")),
+    Entry(
+        "KLDivergence",
+        _PLAIN,
+        _distribution_inputs,
+        _constant("distribution"),
+        default_width=NUM_CLASSES,
+    ),
     Entry(
         "CategoricalGeneralizedCrossEntropy",
         ({}, {"q": 1.0}, {"q": 0.1}),
         _sparse_inputs,
         _constant("probabilities"),
+        default_width=NUM_CLASSES,
         sparse_labels=True,
         max_batch_rank=1,
     ),
@@ -324,7 +350,13 @@ ENTRIES: tuple[Entry, ...] = (
     # hinge
     Entry("Hinge", _PLAIN, _hinge_inputs, _constant("real")),
     Entry("SquaredHinge", _PLAIN, _hinge_inputs, _constant("real")),
-    Entry("CategoricalHinge", _PLAIN, _categorical_score_inputs, _constant("real")),
+    Entry(
+        "CategoricalHinge",
+        _PLAIN,
+        _categorical_score_inputs,
+        _constant("real"),
+        default_width=NUM_CLASSES,
+    ),
     # segmentation and similarity
     Entry("Dice", ({}, {"axis": -1}), _mask_inputs, _constant("masks")),
     Entry(
@@ -338,11 +370,20 @@ ENTRIES: tuple[Entry, ...] = (
         ({}, {"gamma": 2.0, "margin": 0.25}, {"gamma": 10.0, "remove_diagonal": False}),
         _circle_inputs,
         _constant("embeddings"),
+        default_width=EMBED_DIM,
         sparse_labels=True,
         max_batch_rank=1,
     ),
     # sequence
-    Entry("CTC", _PLAIN, _ctc_inputs, _constant("logits"), sparse_labels=True, max_batch_rank=1),
+    Entry(
+        "CTC",
+        _PLAIN,
+        _ctc_inputs,
+        _constant("logits"),
+        default_width=NUM_CLASSES,
+        sparse_labels=True,
+        max_batch_rank=1,
+    ),
     # large vocabulary
     Entry(
         "LinearCrossEntropy",
@@ -355,6 +396,7 @@ ENTRIES: tuple[Entry, ...] = (
         ),
         _linear_ce_inputs,
         _constant("embeddings"),
+        default_width=VOCAB,
         sparse_labels=True,
     ),
 )
