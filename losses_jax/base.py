@@ -370,3 +370,17 @@ class LossFunctionWrapper(Loss):
             name = getattr(self.fn, "__name__", repr(self.fn))
             return f"LossFunctionWrapper({name}, kwargs={self._fn_kwargs!r})"
         return super().__repr__()
+
+
+class FunctionLoss(LossFunctionWrapper):
+    """A loss that is one per-sample function without options (set as ``function``).
+
+    The default ``name`` is the function's name, which is Keras's default name for each of
+    these classes. ``reduction``, ``name`` and ``dtype`` are as for
+    :class:`~losses_jax.base.Loss`.
+    """
+
+    function = None
+
+    def __init__(self, reduction="sum_over_batch_size", name=None, dtype=None):
+        super().__init__(self.function, reduction=reduction, name=name, dtype=dtype)

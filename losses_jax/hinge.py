@@ -13,7 +13,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from losses_jax.regression import _FunctionLoss, _mean_of_elementwise, _prepare_pair
+from losses_jax.base import FunctionLoss
+from losses_jax.numerics import mean_of_elementwise, prepare_pair
 
 __all__ = [
     "CategoricalHinge",
@@ -51,7 +52,7 @@ def hinge(y_true, y_pred) -> jax.Array:
         >>> [round(float(v), 4) for v in loss]
         [1.1, 0.9]
     """
-    return _mean_of_elementwise(_margin_violation, y_true, y_pred, "hinge")
+    return mean_of_elementwise(_margin_violation, y_true, y_pred, "hinge")
 
 
 def squared_hinge(y_true, y_pred) -> jax.Array:
@@ -64,7 +65,7 @@ def squared_hinge(y_true, y_pred) -> jax.Array:
         >>> [round(float(v), 4) for v in loss]
         [1.46, 1.06]
     """
-    return _mean_of_elementwise(_squared_margin_violation, y_true, y_pred, "squared_hinge")
+    return mean_of_elementwise(_squared_margin_violation, y_true, y_pred, "squared_hinge")
 
 
 def categorical_hinge(y_true, y_pred) -> jax.Array:
@@ -86,13 +87,13 @@ def categorical_hinge(y_true, y_pred) -> jax.Array:
         >>> [round(float(v), 4) for v in categorical_hinge(y_true, y_pred)]
         [1.4, 0.0]
     """
-    y_true, y_pred, out_dtype = _prepare_pair(y_true, y_pred, "categorical_hinge", min_rank=1)
+    y_true, y_pred, out_dtype = prepare_pair(y_true, y_pred, "categorical_hinge", min_rank=1)
     true_score = jnp.sum(y_true * y_pred, axis=-1)
     best_other_score = jnp.max((1.0 - y_true) * y_pred, axis=-1)
     return jnp.maximum(best_other_score - true_score + 1.0, 0.0).astype(out_dtype)
 
 
-class Hinge(_FunctionLoss):
+class Hinge(FunctionLoss):
     """Hinge loss, ``max(1 - y_true * y_pred, 0)``; see :func:`hinge`.
 
     Args: ``reduction``, ``name``, ``dtype`` as for :class:`~losses_jax.base.Loss`.
@@ -106,7 +107,7 @@ class Hinge(_FunctionLoss):
     function = staticmethod(hinge)
 
 
-class SquaredHinge(_FunctionLoss):
+class SquaredHinge(FunctionLoss):
     """Squared hinge loss, ``max(1 - y_true * y_pred, 0) ** 2``; see :func:`squared_hinge`.
 
     Args: ``reduction``, ``name``, ``dtype`` as for :class:`~losses_jax.base.Loss`.
@@ -120,7 +121,7 @@ class SquaredHinge(_FunctionLoss):
     function = staticmethod(squared_hinge)
 
 
-class CategoricalHinge(_FunctionLoss):
+class CategoricalHinge(FunctionLoss):
     """Categorical hinge loss, ``max(neg - pos + 1, 0)``; see :func:`categorical_hinge`.
 
     Args: ``reduction``, ``name``, ``dtype`` as for :class:`~losses_jax.base.Loss`.

@@ -23,6 +23,12 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
+    "resolve_axis",
+    "check_axis_type",
+    "mean_of_elementwise",
+    "mean_last_axis",
+    "prepare_pair",
+    "upcast",
     "EPSILON",
     "accumulation_dtype",
     "as_float_array",
@@ -79,6 +85,40 @@ def accumulation_dtype(dtype) -> jnp.dtype:
     if dtype in _LOW_PRECISION or not jnp.issubdtype(dtype, jnp.floating):
         return jnp.dtype(jnp.float32)
     return dtype
+
+
+def upcast(x: jax.Array) -> jax.Array:
+    """``x`` in its :func:`accumulation_dtype`, with a gradient cast back without overflow.
+
+    The backward pass saturates at the finite range of ``x``'s dtype: a loss gradient such as
+    ``-1/p`` at a clipped probability (``-1e7``) would otherwise overflow float16 to ``inf``.
+
+    Examples:
+        >>> g = jax.grad(lambda x: 1e6 * jnp.sum(upcast(x)))(jnp.ones(2, jnp.float16))
+        >>> g.dtype, bool(jnp.all(jnp.isfinite(g)))
+        (dtype('float16'), True)
+    """
+    if accumulation_dtype(x.dtype) == x.dtype:
+        return x
+    return _saturating_upcast(x)
+
+
+@jax.custom_vjp
+def _saturating_upcast(x: jax.Array) -> jax.Array:
+    return x.astype(accumulation_dtype(x.dtype))
+
+
+def _saturating_upcast_fwd(x):
+    # An empty array carries the input dtype to the backward pass.
+    return _saturating_upcast(x), jnp.zeros((0,), x.dtype)
+
+
+def _saturating_upcast_bwd(dtype_carrier, g):
+    limit = jnp.finfo(dtype_carrier.dtype).max
+    return (jnp.clip(g, -limit, limit).astype(dtype_carrier.dtype),)
+
+
+_saturating_upcast.defvjp(_saturating_upcast_fwd, _saturating_upcast_bwd)
 
 
 def as_float_array(x, name: str, dtype=None) -> jax.Array:
@@ -334,3 +374,62 @@ def check_number(
         hi = "inf" if high is None else high
         raise ValueError(f"`{name}` must be in {left}{lo}, {hi}{right}; received {name}={value!r}.")
     return value
+
+
+def prepare_pair(y_true, y_pred, loss_name: str, min_rank: int = 0):
+    """``(y_true, y_pred, out_dtype)``: both in the accumulation dtype, aligned and broadcast.
+
+    ``y_pred`` must be real and numeric; its floating dtype (float32 for integer input) is the
+    dtype the loss returns. ``y_true`` is converted directly to the accumulation dtype. Shapes
+    are aligned as Keras does (a trailing size-1 dimension squeezed or expanded) and then
+    broadcast to one shape; ``min_rank`` is the smallest rank the loss accepts.
+    """
+    y_pred = as_float_array(y_pred, "y_pred")
+    out_dtype = y_pred.dtype
+    acc_dtype = accumulation_dtype(out_dtype)
+    y_true = as_float_array(y_true, "y_true", acc_dtype)
+    y_true, y_pred = match_shapes(y_true, upcast(y_pred), loss_name)
+    y_true, y_pred = jnp.broadcast_arrays(y_true, y_pred)
+    if y_pred.ndim < min_rank:
+        raise ValueError(
+            f"{loss_name}: `y_true` and `y_pred` must have rank >= {min_rank} (the last axis is "
+            f"averaged); received shape {tuple(y_pred.shape)}."
+        )
+    return y_true, y_pred, out_dtype
+
+
+def mean_last_axis(values: jax.Array) -> jax.Array:
+    """Mean over the last axis, dividing first so that no partial sum overflows."""
+    return jnp.sum(values / values.shape[-1], axis=-1)
+
+
+def mean_of_elementwise(per_element, y_true, y_pred, loss_name: str) -> jax.Array:
+    """``mean(per_element(y_true, y_pred), axis=-1)`` on prepared inputs, in the output dtype."""
+    y_true, y_pred, out_dtype = prepare_pair(y_true, y_pred, loss_name, min_rank=1)
+    return mean_last_axis(per_element(y_true, y_pred)).astype(out_dtype)
+
+
+def check_axis_type(axis, loss_name: str, allow_tuple: bool = True) -> None:
+    """Rejects an ``axis`` that is not an int (or, with ``allow_tuple``, a tuple of ints/None)."""
+
+    def is_int(a):
+        return isinstance(a, numbers.Integral) and not isinstance(a, bool)
+
+    is_tuple = isinstance(axis, (tuple, list)) and all(is_int(a) for a in axis)
+    if not (is_int(axis) or (allow_tuple and (is_tuple or axis is None))):
+        expected = "an int, a tuple of ints or None" if allow_tuple else "an int"
+        raise TypeError(f"{loss_name}: `axis` must be {expected}; received axis={axis!r}.")
+
+
+def resolve_axis(axis, shape, loss_name: str):
+    """``axis`` (int, tuple of ints or None) normalized for ``shape``, or a clear error."""
+    check_axis_type(axis, loss_name)
+    try:
+        resolved = normalize_axis(axis, len(shape))
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{loss_name}: {err} Input shape: {tuple(shape)}.") from None
+    if isinstance(resolved, tuple) and len(set(resolved)) != len(resolved):
+        raise ValueError(
+            f"{loss_name}: `axis`={axis!r} names an axis twice; input shape: {tuple(shape)}."
+        )
+    return resolved

@@ -18,20 +18,19 @@ Numerics shared by the family:
 from __future__ import annotations
 
 import math
-import numbers
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 
-from losses_jax.base import LossFunctionWrapper
+from losses_jax.base import FunctionLoss, LossFunctionWrapper
 from losses_jax.numerics import (
     EPSILON,
-    accumulation_dtype,
-    as_float_array,
+    check_axis_type,
     check_number,
-    match_shapes,
-    normalize_axis,
+    mean_of_elementwise,
+    prepare_pair,
+    resolve_axis,
 )
 
 __all__ = [
@@ -58,68 +57,6 @@ __all__ = [
 ]
 
 _LOG_2 = math.log(2.0)
-
-
-# --------------------------------------------------------------------------------------
-# shared helpers (also used by hinge.py and segmentation.py)
-# --------------------------------------------------------------------------------------
-def _prepare_pair(y_true, y_pred, loss_name: str, min_rank: int = 0):
-    """``(y_true, y_pred, out_dtype)``: both in the accumulation dtype, aligned and broadcast.
-
-    ``y_pred`` must be real and numeric; its floating dtype (float32 for integer input) is the
-    dtype the loss returns. ``y_true`` is converted directly to the accumulation dtype. Shapes
-    are aligned as Keras does (a trailing size-1 dimension squeezed or expanded) and then
-    broadcast to one shape; ``min_rank`` is the smallest rank the loss accepts.
-    """
-    y_pred = as_float_array(y_pred, "y_pred")
-    out_dtype = y_pred.dtype
-    acc_dtype = accumulation_dtype(out_dtype)
-    y_true = as_float_array(y_true, "y_true", acc_dtype)
-    y_true, y_pred = match_shapes(y_true, y_pred.astype(acc_dtype), loss_name)
-    y_true, y_pred = jnp.broadcast_arrays(y_true, y_pred)
-    if y_pred.ndim < min_rank:
-        raise ValueError(
-            f"{loss_name}: `y_true` and `y_pred` must have rank >= {min_rank} (the last axis is "
-            f"averaged); received shape {tuple(y_pred.shape)}."
-        )
-    return y_true, y_pred, out_dtype
-
-
-def _mean_last_axis(values: jax.Array) -> jax.Array:
-    """Mean over the last axis, dividing first so that no partial sum overflows."""
-    return jnp.sum(values / values.shape[-1], axis=-1)
-
-
-def _mean_of_elementwise(per_element, y_true, y_pred, loss_name: str) -> jax.Array:
-    """``mean(per_element(y_true, y_pred), axis=-1)`` on prepared inputs, in the output dtype."""
-    y_true, y_pred, out_dtype = _prepare_pair(y_true, y_pred, loss_name, min_rank=1)
-    return _mean_last_axis(per_element(y_true, y_pred)).astype(out_dtype)
-
-
-def _check_axis_type(axis, loss_name: str, allow_tuple: bool = True) -> None:
-    """Rejects an ``axis`` that is not an int (or, with ``allow_tuple``, a tuple of ints/None)."""
-
-    def is_int(a):
-        return isinstance(a, numbers.Integral) and not isinstance(a, bool)
-
-    is_tuple = isinstance(axis, (tuple, list)) and all(is_int(a) for a in axis)
-    if not (is_int(axis) or (allow_tuple and (is_tuple or axis is None))):
-        expected = "an int, a tuple of ints or None" if allow_tuple else "an int"
-        raise TypeError(f"{loss_name}: `axis` must be {expected}; received axis={axis!r}.")
-
-
-def _resolve_axis(axis, shape, loss_name: str):
-    """``axis`` (int, tuple of ints or None) normalized for ``shape``, or a clear error."""
-    _check_axis_type(axis, loss_name)
-    try:
-        resolved = normalize_axis(axis, len(shape))
-    except (TypeError, ValueError) as err:
-        raise type(err)(f"{loss_name}: {err} Input shape: {tuple(shape)}.") from None
-    if isinstance(resolved, tuple) and len(set(resolved)) != len(resolved):
-        raise ValueError(
-            f"{loss_name}: `axis`={axis!r} names an axis twice; input shape: {tuple(shape)}."
-        )
-    return resolved
 
 
 # --------------------------------------------------------------------------------------
@@ -168,7 +105,7 @@ def mean_squared_error(y_true, y_pred) -> jax.Array:
         >>> print(f"{float(loss):.4f}")
         0.0200
     """
-    return _mean_of_elementwise(_squared_error, y_true, y_pred, "mean_squared_error")
+    return mean_of_elementwise(_squared_error, y_true, y_pred, "mean_squared_error")
 
 
 def mean_absolute_error(y_true, y_pred) -> jax.Array:
@@ -181,7 +118,7 @@ def mean_absolute_error(y_true, y_pred) -> jax.Array:
         >>> print(f"{float(loss):.4f}")
         0.5667
     """
-    return _mean_of_elementwise(_absolute_error, y_true, y_pred, "mean_absolute_error")
+    return mean_of_elementwise(_absolute_error, y_true, y_pred, "mean_absolute_error")
 
 
 def mean_absolute_percentage_error(y_true, y_pred) -> jax.Array:
@@ -197,7 +134,7 @@ def mean_absolute_percentage_error(y_true, y_pred) -> jax.Array:
         >>> print(f"{float(mean_absolute_percentage_error(y_true, y_pred)):.4f}")
         6.1111
     """
-    return _mean_of_elementwise(_percentage_error, y_true, y_pred, "mean_absolute_percentage_error")
+    return mean_of_elementwise(_percentage_error, y_true, y_pred, "mean_absolute_percentage_error")
 
 
 def mean_squared_logarithmic_error(y_true, y_pred) -> jax.Array:
@@ -214,9 +151,7 @@ def mean_squared_logarithmic_error(y_true, y_pred) -> jax.Array:
         >>> print(f"{float(loss):.4f}")
         0.4805
     """
-    return _mean_of_elementwise(
-        _squared_log_error, y_true, y_pred, "mean_squared_logarithmic_error"
-    )
+    return mean_of_elementwise(_squared_log_error, y_true, y_pred, "mean_squared_logarithmic_error")
 
 
 def _l2_normalize(x: jax.Array, axis: int) -> jax.Array:
@@ -257,9 +192,9 @@ def cosine_similarity(y_true, y_pred, axis=-1) -> jax.Array:
         >>> [round(float(v), 4) for v in cosine_similarity(y_true, y_pred)]
         [-0.0, -1.0, 1.0]
     """
-    y_true, y_pred, out_dtype = _prepare_pair(y_true, y_pred, "cosine_similarity")
-    _check_axis_type(axis, "cosine_similarity", allow_tuple=False)
-    axis = _resolve_axis(axis, y_pred.shape, "cosine_similarity")
+    y_true, y_pred, out_dtype = prepare_pair(y_true, y_pred, "cosine_similarity")
+    check_axis_type(axis, "cosine_similarity", allow_tuple=False)
+    axis = resolve_axis(axis, y_pred.shape, "cosine_similarity")
     products = _l2_normalize(y_true, axis) * _l2_normalize(y_pred, axis)
     return (-jnp.sum(products, axis=axis)).astype(out_dtype)
 
@@ -297,7 +232,7 @@ def huber(y_true, y_pred, delta=1.0) -> jax.Array:
         0.1550
     """
     _check_delta(delta)
-    return _mean_of_elementwise(partial(_huber_error, delta=delta), y_true, y_pred, "huber")
+    return mean_of_elementwise(partial(_huber_error, delta=delta), y_true, y_pred, "huber")
 
 
 @jax.custom_jvp
@@ -338,7 +273,7 @@ def log_cosh(y_true, y_pred) -> jax.Array:
         >>> print(f"{float(jnp.mean(log_cosh(y_true, y_pred))):.4f}")
         0.1084
     """
-    return _mean_of_elementwise(
+    return mean_of_elementwise(
         lambda t, p: _log_cosh_elementwise(p - t), y_true, y_pred, "log_cosh"
     )
 
@@ -355,21 +290,7 @@ logcosh = log_cosh
 # --------------------------------------------------------------------------------------
 # classes
 # --------------------------------------------------------------------------------------
-class _FunctionLoss(LossFunctionWrapper):
-    """A loss that is one per-sample function without options (set as ``function``).
-
-    The default ``name`` is the function's name, which is Keras's default name for each of
-    these classes. ``reduction``, ``name`` and ``dtype`` are as for
-    :class:`~losses_jax.base.Loss`.
-    """
-
-    function = None
-
-    def __init__(self, reduction="sum_over_batch_size", name=None, dtype=None):
-        super().__init__(self.function, reduction=reduction, name=name, dtype=dtype)
-
-
-class MeanSquaredError(_FunctionLoss):
+class MeanSquaredError(FunctionLoss):
     """Mean of squared errors, ``mean((y_true - y_pred) ** 2)``; see :func:`mean_squared_error`.
 
     Args: ``reduction``, ``name``, ``dtype`` as for :class:`~losses_jax.base.Loss`.
@@ -383,7 +304,7 @@ class MeanSquaredError(_FunctionLoss):
     function = staticmethod(mean_squared_error)
 
 
-class MeanAbsoluteError(_FunctionLoss):
+class MeanAbsoluteError(FunctionLoss):
     """Mean of absolute errors, ``mean(|y_true - y_pred|)``; see :func:`mean_absolute_error`.
 
     Args: ``reduction``, ``name``, ``dtype`` as for :class:`~losses_jax.base.Loss`.
@@ -397,7 +318,7 @@ class MeanAbsoluteError(_FunctionLoss):
     function = staticmethod(mean_absolute_error)
 
 
-class MeanAbsolutePercentageError(_FunctionLoss):
+class MeanAbsolutePercentageError(FunctionLoss):
     """``100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7))``.
 
     See :func:`mean_absolute_percentage_error`. Args: ``reduction``, ``name``, ``dtype`` as
@@ -412,7 +333,7 @@ class MeanAbsolutePercentageError(_FunctionLoss):
     function = staticmethod(mean_absolute_percentage_error)
 
 
-class MeanSquaredLogarithmicError(_FunctionLoss):
+class MeanSquaredLogarithmicError(FunctionLoss):
     """``mean((log1p(y_pred) - log1p(y_true)) ** 2)``, inputs clipped below at 1e-7.
 
     See :func:`mean_squared_logarithmic_error`. Args: ``reduction``, ``name``, ``dtype`` as
@@ -445,7 +366,7 @@ class CosineSimilarity(LossFunctionWrapper):
     def __init__(
         self, axis=-1, reduction="sum_over_batch_size", name="cosine_similarity", dtype=None
     ):
-        _check_axis_type(axis, "cosine_similarity", allow_tuple=False)
+        check_axis_type(axis, "cosine_similarity", allow_tuple=False)
         super().__init__(cosine_similarity, reduction=reduction, name=name, dtype=dtype, axis=axis)
 
 
@@ -468,7 +389,7 @@ class Huber(LossFunctionWrapper):
         super().__init__(huber, reduction=reduction, name=name, dtype=dtype, delta=delta)
 
 
-class LogCosh(_FunctionLoss):
+class LogCosh(FunctionLoss):
     """Log of the hyperbolic cosine of the error, ``mean(log(cosh(y_pred - y_true)))``.
 
     See :func:`log_cosh`. Args: ``reduction``, ``name``, ``dtype`` as for

@@ -18,10 +18,12 @@ from losses_jax.numerics import (
     accumulation_dtype,
     as_float_array,
     as_label_array,
+    check_axis_type,
     check_number,
     logsumexp,
+    prepare_pair,
+    resolve_axis,
 )
-from losses_jax.regression import _check_axis_type, _prepare_pair, _resolve_axis
 
 __all__ = ["Circle", "Dice", "Tversky", "circle", "dice", "tversky"]
 
@@ -32,8 +34,8 @@ def _overlap_sums(y_true, y_pred, axis, loss_name: str):
     Both inputs are broadcast to one shape first, so each element is counted once on both
     sides of the ratio.
     """
-    y_true, y_pred, out_dtype = _prepare_pair(y_true, y_pred, loss_name)
-    axis = _resolve_axis(axis, y_pred.shape, loss_name)
+    y_true, y_pred, out_dtype = prepare_pair(y_true, y_pred, loss_name)
+    axis = resolve_axis(axis, y_pred.shape, loss_name)
     intersection = jnp.sum(y_true * y_pred, axis=axis)
     missed = jnp.sum(y_true * (1.0 - y_pred), axis=axis)
     spurious = jnp.sum((1.0 - y_true) * y_pred, axis=axis)
@@ -228,7 +230,7 @@ class Dice(LossFunctionWrapper):
     """
 
     def __init__(self, reduction="sum_over_batch_size", name="dice", axis=None, dtype=None):
-        _check_axis_type(axis, "dice")
+        check_axis_type(axis, "dice")
         super().__init__(dice, reduction=reduction, name=name, dtype=dtype, axis=axis)
 
 
@@ -259,7 +261,7 @@ class Tversky(LossFunctionWrapper):
         dtype=None,
     ):
         _check_tversky_weights(alpha, beta)
-        _check_axis_type(axis, "tversky")
+        check_axis_type(axis, "tversky")
         super().__init__(
             tversky,
             reduction=reduction,
