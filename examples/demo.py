@@ -399,6 +399,8 @@ def main(argv=None) -> dict:
     plot_ctc_examples(ctc["examples"], out / "ctc_examples.png")
 
     summary = summary_text(classification, ctc, len(test.labels), args.seed)
+    if args.quick:
+        summary += "\n\n--quick: a few steps only, a smoke test; the CTC model has barely started."
     metrics = {
         "seed": args.seed,
         "quick": args.quick,
