@@ -142,7 +142,13 @@ def _cols(x, start, size):
 def _matmul(a, b, contract, cfg: _Config):
     """``a`` times ``b`` over the given (a-axis, b-axis) pair, accumulated in ``cfg.accumulate``."""
     dims = (((contract[0],), (contract[1],)), ((), ()))
-    return lax.dot_general(a, b, dims, preferred_element_type=cfg.accumulate)
+    spec = getattr(jax.typeof(a).sharding, "spec", ())
+    # Contracting a batch-sharded axis under explicit mesh axes: ask for the all-reduced result.
+    sharded_contraction = len(spec) > contract[0] and spec[contract[0]] is not None
+    out_sharding = PartitionSpec() if sharded_contraction else None
+    return lax.dot_general(
+        a, b, dims, preferred_element_type=cfg.accumulate, out_sharding=out_sharding
+    )
 
 
 def _chunk_logits(e_t, w_c, b_c, cfg: _Config):
@@ -176,8 +182,9 @@ def _local_statistics(e, w, b, labels, cfg: _Config):
     all-``-inf`` chunks never produce ``-inf - -inf``.
     """
     n = e.shape[0]
-    zeros = jnp.zeros((n,), cfg.accumulate)
-    init = (jnp.full((n,), -jnp.inf, cfg.accumulate), zeros, zeros, zeros)
+    # Shaped like the tokens so that they inherit the tokens' sharding.
+    zeros = jnp.zeros_like(e[:, 0], dtype=cfg.accumulate)
+    init = (jnp.full_like(zeros, -jnp.inf), zeros, zeros, zeros)
 
     def token_block(t0, tn, stats):
         e_t, y_t = _rows(e, t0, tn), _rows(labels, t0, tn)
@@ -286,7 +293,7 @@ def _backward(e, w, b, labels, lse, g, cfg: _Config):
         return de, dw, db
 
     init = (
-        jnp.zeros((n, d), cfg.accumulate),
+        jnp.zeros_like(e, dtype=cfg.accumulate),
         jnp.zeros((d, v), w.dtype),
         None if b is None else jnp.zeros((v,), b.dtype),
     )

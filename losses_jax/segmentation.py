@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec
 
 from losses_jax.base import LossFunctionWrapper
 from losses_jax.numerics import (
@@ -131,6 +132,18 @@ def _labels_and_embeddings(labels, embeddings, labels_name: str, embeddings_name
     return labels.astype(jnp.int32), embeddings
 
 
+def _replicated(x: jax.Array) -> jax.Array:
+    """``x`` gathered onto every device when sharded over explicit mesh axes, else ``x``.
+
+    Under explicit axes, a pairwise op of two batch-sharded operands has no legal sharding;
+    with automatic axes (or no mesh) the partitioner chooses and nothing changes here.
+    """
+    spec = getattr(jax.typeof(x).sharding, "spec", ())
+    if any(axis is not None for axis in spec):
+        return jax.sharding.reshard(x, PartitionSpec())
+    return x
+
+
 def _circle_pair_masks(labels, ref_labels, remove_diagonal: bool):
     """``(positive, negative)`` boolean ``(n, m)`` masks: same label (off-diagonal) / other."""
     same_label = labels[:, None] == ref_labels[None, :]
@@ -198,8 +211,12 @@ def circle(
             f"circle: `y_pred` {tuple(queries.shape)} and `ref_embeddings` "
             f"{tuple(keys.shape)} must have the same embedding size."
         )
+    # Every query meets every key: the keys are gathered, the rows keep the queries' sharding.
+    ref_labels, keys = _replicated(ref_labels), _replicated(keys)
     similarity = jnp.matmul(
-        queries.astype(acc_dtype), keys.astype(acc_dtype).T, precision=jax.lax.Precision.HIGHEST
+        queries.astype(acc_dtype),
+        keys.astype(acc_dtype).T,
+        precision=jax.lax.Precision.HIGHEST,
     )
     distance = jnp.maximum(1.0 - similarity, 0.0)
     positive, negative = _circle_pair_masks(labels, ref_labels, remove_diagonal)
