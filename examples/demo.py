@@ -258,13 +258,14 @@ def train_ctc(train, test, settings: Settings, seed: int) -> dict:
         batch = (strips.columns, strips.widths, strips.targets, strips.target_lengths)
         params, opt_state, loss = train_step(params, opt_state, batch)
         history["step"].append(step)
-        history["loss"].append(float(loss))
+        history["loss"].append(loss)  # a device array: no wait for the step to finish
         if step % settings.ctc_eval_every == 0 or step == settings.ctc_steps:
             decoded, _ = greedy(logits_of(params, evaluation.columns), evaluation.widths)
             accuracy = sequence_metrics(truths, decoded_texts(decoded[0]))["sequence_accuracy"]
             history["eval_step"].append(step)
             history["greedy_accuracy"].append(accuracy)
             bar.set_postfix(loss=f"{float(loss):.3f}", greedy_acc=f"{accuracy:.3f}")
+    history["loss"] = [float(loss) for loss in history["loss"]]
     train_seconds = time.perf_counter() - t0
 
     logits = logits_of(params, evaluation.columns)
