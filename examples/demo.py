@@ -337,14 +337,16 @@ def plot_ctc(result: dict, path: Path) -> None:
 
 
 def plot_ctc_examples(examples: dict, path: Path) -> None:
-    """Test strips with the true digits and each decoder's reading."""
+    """Test strips with the true digits and each decoder's reading (misreads in red)."""
     decoders = [name for name in examples if name not in ("columns", "truth")]
     count = len(examples["truth"])
     fig, axes = plt.subplots(count, 1, figsize=(6, 1.1 * count), squeeze=False)
     for i, ax in enumerate(axes[:, 0]):
         ax.imshow(examples["columns"][i].T, cmap="gray_r", aspect="auto")
         readings = "  ".join(f"{name.split()[0]}: {examples[name][i]}" for name in decoders)
-        ax.set_title(f"truth: {examples['truth'][i]}   {readings}", fontsize=8)
+        misread = any(examples[name][i] != examples["truth"][i] for name in decoders)
+        title = f"truth: {examples['truth'][i]}   {readings}"
+        ax.set_title(title, fontsize=8, color="tab:red" if misread else "black")
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
