@@ -23,11 +23,14 @@ the per-sample weights and the cotangent placed with ``NamedSharding(mesh, P(bat
 
 Configurations: on ``Mesh(8 devices, ("batch",))`` each loss's first option combination with
 every reduction x weighting, and its other combinations with two cases (the options change the
-per-sample loss, not the reduction); on a 2-D ``("data", "model") = (4, 2)`` mesh, batch over
-``"data"``, the first combination with a ``(batch, 2)`` batch where the loss accepts one; and on
-the 8-device mesh with explicit axes (``jax.make_mesh``'s default: shardings are part of the
-types, and the call runs under ``jax.set_mesh``), the first combination. All meshes except the
-explicit one use automatic axes. An exception (e.g. ``ShardingTypeError``) fails every case of
+per-sample loss, not the reduction); the first combination, every case, also on a 2-D
+``("data", "model") = (4, 2)`` mesh, batch over ``"data"``, with a ``(batch, 2)`` batch where
+the loss accepts one, and on the 8-device mesh with explicit axes (``jax.make_mesh``'s default:
+shardings are part of the types; the call runs under ``jax.set_mesh``). The other meshes use
+automatic axes. Local adapters add CTC with padded labels, a last-class blank and
+``normalize_by_target_length``, and ``ctc_loss`` with per-sequence lengths and an impossible
+alignment under ``zero_infinity`` (on "batch8"). Unsharded results are computed once per
+inputs and reused across meshes. An exception (e.g. ``ShardingTypeError``) fails every case of
 its configuration. A control computes a per-shard mean with ``shard_map`` and confirms the
 checks reject it.
 
@@ -47,6 +50,7 @@ import json
 import sys
 import time
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 
@@ -58,12 +62,6 @@ WEIGHTINGS = ("unweighted", "per_sample")
 ALL_CASES = tuple(f"{r}/{w}" for r in REDUCTIONS for w in WEIGHTINGS)
 # Every case list holds the "none" case of its weightings: the NumPy reduction check needs it.
 OPTION_CASES = ("sum_over_batch_size/per_sample", "none/per_sample")
-OTHER_MESH_CASES = (
-    "sum_over_batch_size/per_sample",
-    "sum/per_sample",
-    "mean_with_sample_weight/per_sample",
-    "none/per_sample",
-)
 # name -> (mesh shape, axis names, the axis the batch is split over, explicit axes?)
 MESHES = {
     "batch8": ((8,), ("batch",), "batch", False),
@@ -74,14 +72,9 @@ MESHES = {
 
 # (loss, option id, mesh name) -> why the configuration is known to fail (filed in /tmp/bugs.md).
 EXPECTED_FAILURES: dict[tuple[str, str, str], str] = {
-    ("Circle", "default", "batch8_explicit"): (
-        "segmentation.circle: y_pred @ y_pred.T of batch-sharded embeddings is an illegal "
-        "f32[16@batch,16@batch] under explicit axes (ShardingTypeError); /tmp/bugs.md"
-    ),
-    ("LinearCrossEntropy", "default", "batch8_explicit"): (
-        "large_vocab: jnp.zeros accumulators (replicated) updated with batch-sharded token "
-        "blocks, and the token-contracting dW matmul, raise ShardingTypeError under explicit "
-        "axes; /tmp/bugs.md"
+    ("CTC", "default", "batch8_explicit"): (
+        "sequence: batch-shaped constants (jnp.full/zeros in _extended_labels, the scan carries) "
+        "meet batch-sharded labels: ValueError/TypeError under explicit axes; /tmp/bugs.md"
     ),
 }
 
@@ -100,17 +93,110 @@ class Config:
 
         return (self.entry.name, option_id(self.options), self.mesh_name)
 
+    @property
+    def inputs_key(self) -> tuple:
+        """What the inputs and the unsharded results depend on (not the mesh)."""
+        return (*self.key[:2], self.batch_shape, self.cases)
 
-def configurations(entries) -> list[Config]:
+
+def configurations(entries, adapters=()) -> list[Config]:
+    """The catalogue on every mesh (see the module docstring); the local adapters on "batch8"."""
     configs = []
     for entry in entries:
         first, *others = entry.options
         configs.append(Config(entry, first, "batch8", ALL_CASES))
         configs += [Config(entry, options, "batch8", OPTION_CASES) for options in others]
         batch_shape = (BATCH, 2) if entry.max_batch_rank >= 2 else (BATCH,)
-        configs.append(Config(entry, first, "data4_model2", OTHER_MESH_CASES, batch_shape))
-        configs.append(Config(entry, first, "batch8_explicit", OTHER_MESH_CASES))
+        configs.append(Config(entry, first, "data4_model2", ALL_CASES, batch_shape))
+        # Same inputs and cases as the first "batch8" configuration: its reference is reused.
+        configs.append(Config(entry, first, "batch8_explicit", ALL_CASES))
+    for entry in adapters:
+        configs += [Config(entry, options, "batch8", ALL_CASES) for options in entry.options]
     return configs
+
+
+# --------------------------------------------------------------------------------------
+# local adapters: CTC with padded labels, other blanks and options, and ctc_loss with
+# per-sequence lengths (the catalogue's CTC entry has full-length labels and no options)
+# --------------------------------------------------------------------------------------
+CTC_FRAMES, CTC_CLASSES, CTC_LABELS = 8, 5, 3
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalEntry:
+    """The part of a catalogue ``Entry`` the worker uses, for a loss built here."""
+
+    name: str
+    options: tuple[dict, ...]
+    make: Callable  # (options, reduction) -> loss
+    make_inputs: Callable  # (rng, batch, options) -> catalogue Inputs
+    max_batch_rank: int = 1
+
+    def build(self, options: dict, reduction="sum_over_batch_size"):
+        return self.make(options, reduction)
+
+    def inputs(self, seed: int, batch_shape: tuple, options: dict):
+        (batch,) = batch_shape
+        return self.make_inputs(np.random.default_rng(seed), batch, options)
+
+
+def padded_ctc_labels(rng, batch: int, blank: int):
+    """``(batch, L)`` labels of random lengths 1..L, right-padded with ``blank``, and lengths."""
+    classes = np.array([k for k in range(CTC_CLASSES) if k != blank])
+    labels = rng.choice(classes, size=(batch, CTC_LABELS))
+    lengths = rng.integers(1, CTC_LABELS + 1, size=batch)
+    labels = np.where(np.arange(CTC_LABELS) < lengths[:, None], labels, blank)
+    return labels.astype(np.int32), lengths.astype(np.int32)
+
+
+def padded_ctc_inputs(rng, batch: int, options: dict):
+    from catalogue import Inputs
+
+    labels, _ = padded_ctc_labels(rng, batch, options.get("mask_index", 0))
+    logits = rng.normal(size=(batch, CTC_FRAMES, CTC_CLASSES)).astype(np.float32)
+    return Inputs(labels, logits)
+
+
+def ctc_with_lengths(y_true, y_pred, zero_infinity=False):
+    import losses_jax as lj
+
+    labels, label_lengths, frame_lengths = y_true
+    return lj.ctc_loss(labels, y_pred, label_lengths, frame_lengths, zero_infinity=zero_infinity)
+
+
+def ctc_length_inputs(rng, batch: int, options: dict):
+    from catalogue import Inputs
+
+    labels, label_lengths = padded_ctc_labels(rng, batch, blank=0)
+    # At least 2L - 1 frames: every target fits, even with repeated labels.
+    frames = rng.integers(2 * CTC_LABELS - 1, CTC_FRAMES + 1, size=batch).astype(np.int32)
+    if options.get("zero_infinity"):
+        labels[0], label_lengths[0], frames[0] = 1, CTC_LABELS, 2  # 1 1 1 in 2 frames: impossible
+    logits = rng.normal(size=(batch, CTC_FRAMES, CTC_CLASSES)).astype(np.float32)
+    return Inputs((labels, label_lengths, frames), logits)
+
+
+def local_entries() -> list[LocalEntry]:
+    import losses_jax as lj
+
+    if not hasattr(lj, "CTC"):
+        return []
+    return [
+        LocalEntry(
+            "CTC(padded)",
+            ({"normalize_by_target_length": True, "mask_index": CTC_CLASSES - 1},),
+            lambda options, reduction: lj.CTC(reduction=reduction, **options),
+            padded_ctc_inputs,
+        ),
+        LocalEntry(
+            "ctc_loss(lengths)",
+            ({"zero_infinity": True},),
+            lambda options, reduction: lj.LossFunctionWrapper(
+                ctc_with_lengths, reduction=reduction, **options
+            ),
+            ctc_length_inputs,
+        ),
+    ]
 
 
 # --------------------------------------------------------------------------------------
@@ -289,31 +375,35 @@ class Recorder:
 
 def prepare(config: Config):
     """Seeded inputs ``(y_true, y_pred, weight, cotangent, extra)``, the cases and the loss mask."""
+    import jax
     import jax.numpy as jnp
 
     entry, options = config.entry, config.options
-    seed = zlib.crc32("/".join(config.key).encode())  # fixed per configuration
+    seed = zlib.crc32(repr(config.inputs_key[:3]).encode())  # fixed per loss, options, shape
     inputs = entry.inputs(seed, config.batch_shape, options)
     rng = np.random.default_rng(seed + 1)
     weight = rng.uniform(0.0, 2.0, size=BATCH).astype(np.float32)
     out_shape = unreduced_shape(entry, options, inputs)
     cotangent = rng.normal(size=out_shape).astype(np.float32)
     cases = applicable(config.cases, per_sample_loss=out_shape[:1] == (BATCH,))
-    loss_mask = entry.build(options).loss_mask(jnp.asarray(inputs.y_true), inputs.y_pred)
+    y_true = jax.tree.map(jnp.asarray, inputs.y_true)
+    loss_mask = entry.build(options).loss_mask(y_true, inputs.y_pred)
     args = (inputs.y_true, inputs.y_pred, weight, cotangent, inputs.extra)
     return args, cases, loss_mask
 
 
-def check_configuration(config: Config, recorder: Recorder, mesh, axis: str, place) -> dict:
-    """Runs ``config`` unsharded on this process's first device and with ``place``d inputs.
+def check_configuration(
+    config: Config, recorder: Recorder, mesh, axis: str, place, references: dict
+) -> dict:
+    """Runs ``config`` with ``place``d inputs and unsharded on this process's first device.
 
-    ``place`` maps one NumPy input to a global array on ``mesh``. Returns the reduced values.
+    ``place`` maps one NumPy input to a global array on ``mesh``; ``references`` caches the
+    unsharded results by :attr:`Config.inputs_key`. Returns the reduced values.
     """
     import jax
 
     args, cases, loss_mask = prepare(config)
     fn = jax.jit(cases_fn(config.entry, config.options, cases))
-    reference = jax.device_get(fn(*jax.device_put(args, jax.local_devices()[0])))
     placed = jax.tree.map(place, args)
     try:
         with mesh_context(mesh):
@@ -323,6 +413,10 @@ def check_configuration(config: Config, recorder: Recorder, mesh, axis: str, pla
         for case in cases:
             recorder.case(config.key, case, {"error": message}, 1)
         return {}
+    if config.inputs_key not in references:
+        unsharded = fn(*jax.device_put(args, jax.local_devices()[0]))
+        references[config.inputs_key] = jax.device_get(unsharded)
+    reference = references[config.inputs_key]
     placed_pred, weight = placed[1], args[2]
 
     values = {}
@@ -400,19 +494,21 @@ def one_process() -> dict:
     from catalogue import ENTRIES, available_entries
 
     recorder = Recorder()
-    entries = available_entries()
-    configs = configurations(entries)
+    entries, adapters = available_entries(), local_entries()
+    configs = configurations(entries, adapters)
+    references: dict = {}
     for config in configs:
         tick = time.perf_counter()
         mesh, axis = make_mesh(config.mesh_name), MESHES[config.mesh_name][2]
         place = batch_placer(mesh, axis)
-        check_configuration(config, recorder, mesh, axis, place)
+        check_configuration(config, recorder, mesh, axis, place, references)
         recorder.seconds["/".join(config.key)] = round(time.perf_counter() - tick, 2)
 
     slowest = sorted(recorder.seconds.items(), key=lambda item: -item[1])[:5]
     return {
         "device_count": jax.device_count(),
         "losses": [entry.name for entry in entries],
+        "adapters": [entry.name for entry in adapters],
         "missing": [entry.name for entry in ENTRIES if not entry.available],
         "configurations": [list(config.key) for config in configs],
         **summary_counts(recorder),
@@ -465,7 +561,8 @@ def multi_host(process_id: int, num_processes: int, port: int) -> dict:
             continue
         losses.append(name)
         config = Config(entry, options, f"hosts{num_processes}", MULTI_HOST_CASES)
-        for case, value in check_configuration(config, recorder, mesh, "batch", place).items():
+        checked = check_configuration(config, recorder, mesh, "batch", place, {})
+        for case, value in checked.items():
             values["/".join((*config.key, case))] = value
     return {
         "process_index": jax.process_index(),

@@ -33,6 +33,7 @@ from _sharded_worker import (
     MULTI_HOST_LOSSES,
     REDUCTIONS,
     SUMMARY_PREFIX,
+    local_entries,
     mismatch,
     numpy_reduction,
 )
@@ -134,6 +135,8 @@ def test_every_loss_batch_sharded_on_8_devices_matches_unsharded(record_property
     # Coverage: every catalogue loss on both meshes, every reduction x weighting.
     available = [entry.name for entry in available_entries()]
     assert summary["losses"] == available
+    # CTC with padded labels and with per-sequence lengths, once the sequence module exists.
+    assert summary["adapters"] == [entry.name for entry in local_entries()]
     # A new class without a catalogue entry would silently escape the sharded checks.
     assert set(exported_loss_classes()) <= set(available)
     meshes = {(loss, mesh) for loss, _, mesh in summary["configurations"]}
