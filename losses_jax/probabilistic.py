@@ -13,8 +13,9 @@ Numerics shared by the family:
   so a saturated wrong prediction still trains. This is the one deliberate difference from Keras.
 * Logs, log-sum-exps and sums run in float32 for float16/bfloat16 inputs; per-sample results
   come back in ``y_pred``'s floating dtype. Integer labels are never cast to a float.
-* Softmax cross-entropy from logits uses a :func:`jax.custom_vjp` whose backward pass is
-  ``(softmax * sum(target) - target) * g``, recomputed from the saved logits and log-sum-exp.
+* Softmax cross-entropy from logits uses a :func:`jax.custom_vjp`: the forward pass keeps
+  ``exp(logits - max)`` and the backward pass is the single elementwise pass
+  ``(softmax * sum(target) - target) * g``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from losses_jax.numerics import (
     as_label_array,
     check_number,
     clip_probabilities,
-    log_sigmoid,
     match_shapes,
     normalize_axis,
     safe_divide,
@@ -143,9 +143,19 @@ def _weighted_log(weights: jax.Array, logs: jax.Array) -> jax.Array:
     return jnp.where(keep, weights * jnp.where(keep, logs, 0.0), 0.0)
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _power(base: jax.Array, exponent) -> jax.Array:
-    """``base ** exponent`` for ``base >= 0`` (negative bases count as 0), finite gradient at 0.
+    """``base ** exponent`` for ``base >= 0``, with a finite gradient at ``base == 0``.
+
+    Whole exponents (focal ``gamma=2``) use repeated multiplication, exact and cheap.
+    """
+    if isinstance(exponent, numbers.Number) and float(exponent).is_integer() and exponent >= 0:
+        return base ** int(exponent)
+    return _real_power(base, exponent)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _real_power(base: jax.Array, exponent) -> jax.Array:
+    """``base ** exponent`` (negative bases count as 0).
 
     At ``base == 0`` the derivative ``exponent * base ** (exponent - 1)`` is infinite for
     exponents below 1; it is taken at ``EPSILON`` instead, the clip the probability losses use.
@@ -155,11 +165,42 @@ def _power(base: jax.Array, exponent) -> jax.Array:
     return jnp.where(positive, safe_base**exponent, jnp.power(0.0, exponent))
 
 
-@_power.defjvp
-def _power_jvp(exponent, primals, tangents):
+@_real_power.defjvp
+def _real_power_jvp(exponent, primals, tangents):
     (base,), (base_dot,) = primals, tangents
     floor = jnp.where(base > 0, base, EPSILON)
-    return _power(base, exponent), exponent * floor ** (exponent - 1) * base_dot
+    return _real_power(base, exponent), exponent * floor ** (exponent - 1) * base_dot
+
+
+@jax.custom_jvp
+def _logistic_terms(x: jax.Array):
+    """``(softplus(x), softplus(-x), sigmoid(x), sigmoid(-x))`` from one ``exp`` and one ``log1p``.
+
+    With ``s = exp(-|x|)``: ``softplus(±x) = max(±x, 0) + log1p(s)``, ``sigmoid(|x|) = 1 / (1 + s)``
+    and ``sigmoid(-|x|) = s / (1 + s)``; exact for any ``x``, ``±inf`` included. Note
+    ``softplus(-x) = -log(sigmoid(x))``.
+    """
+    s = jnp.exp(-jnp.abs(x))
+    shared = jnp.log1p(s)
+    large = 1.0 / (1.0 + s)
+    small = s * large
+    positive = x >= 0
+    return (
+        jnp.maximum(x, 0.0) + shared,
+        jnp.maximum(-x, 0.0) + shared,
+        jnp.where(positive, large, small),
+        jnp.where(positive, small, large),
+    )
+
+
+@_logistic_terms.defjvp
+def _logistic_terms_jvp(primals, tangents):
+    # Written out: autodiff through |x| would give a wrong derivative at x = 0.
+    (x,), (x_dot,) = primals, tangents
+    terms = _logistic_terms(x)
+    sigmoid, sigmoid_neg = terms[2], terms[3]
+    d_sigmoid = sigmoid * sigmoid_neg * x_dot
+    return terms, (sigmoid * x_dot, -sigmoid_neg * x_dot, d_sigmoid, -d_sigmoid)
 
 
 @jax.custom_vjp
@@ -215,21 +256,22 @@ def _take_class(x: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.take_along_axis(x, safe[..., None], axis=-1)[..., 0]
 
 
-def _shifted_log_normalizer(x: jax.Array):
-    """``(x - peak, log(sum(exp(x - peak))), peak)`` with a finite peak, along the last axis."""
+def _exp_shifted(logits: jax.Array):
+    """``(x, peak, e, s)``: ``x`` the logits in the accumulation dtype, ``peak`` their (finite)
+    max, ``e = exp(x - peak)`` and ``s = sum(e)``, along the last axis."""
+    x = logits.astype(accumulation_dtype(logits.dtype))
     peak = jnp.max(x, axis=-1, keepdims=True)
     peak = jnp.where(jnp.isfinite(peak), peak, 0.0)
-    shifted = x - peak
-    return shifted, jnp.log(jnp.sum(jnp.exp(shifted), axis=-1)), peak[..., 0]
-
-
-def _softmax_from_lse(x: jax.Array, lse: jax.Array) -> jax.Array:
-    # An all -inf row has lse = -inf; a zero shift keeps its softmax 0 instead of NaN.
-    return jnp.exp(x - jnp.where(jnp.isneginf(lse), 0.0, lse)[..., None])
+    e = jnp.exp(x - peak)
+    return x, peak[..., 0], e, jnp.sum(e, axis=-1)
 
 
 # --------------------------------------------------------------------------------------
 # softmax cross-entropy from logits: custom VJPs, classes on the last axis
+#
+# The forward pass keeps e = exp(logits - max) for the backward pass, which is then one
+# elementwise pass: softmax = e / sum(e). On CPU, where exp dominates, this beats recomputing
+# the softmax from the logits, and XLA writes the gradient into e's buffer (no extra memory).
 # --------------------------------------------------------------------------------------
 @jax.custom_vjp
 def _softmax_xent_dense(logits: jax.Array, targets: jax.Array):
@@ -238,25 +280,24 @@ def _softmax_xent_dense(logits: jax.Array, targets: jax.Array):
 
 
 def _softmax_xent_dense_fwd(logits, targets):
-    x = logits.astype(accumulation_dtype(logits.dtype))
-    shifted, log_norm, peak = _shifted_log_normalizer(x)
+    x, peak, e, total_exp = _exp_shifted(logits)
+    log_norm = jnp.log(total_exp)
     total = jnp.sum(targets, axis=-1)
-    # -sum(t * (shifted - log_norm)); zero targets at -inf logits contribute exactly 0.
-    xent = total * log_norm - weighted_sum_of_logs(targets, shifted)
+    # -sum(t * (x - peak - log_norm)); zero targets at -inf logits contribute exactly 0.
+    xent = total * log_norm - weighted_sum_of_logs(targets, x - peak[..., None])
     lse = log_norm + peak
-    return (xent, lse), (logits, targets, lse, total)
+    return (xent, lse), (logits, targets, e, total_exp, lse, total)
 
 
 def _softmax_xent_dense_bwd(residuals, cotangents):
-    logits, targets, lse, total = residuals
+    logits, targets, e, total_exp, lse, total = residuals
     g_xent, g_lse = cotangents
-    x = logits.astype(lse.dtype)
-    softmax = _softmax_from_lse(x, lse)
-    d_logits = softmax * (g_xent * total + g_lse)[..., None] - g_xent[..., None] * targets
+    # softmax * (g * sum(t) + g_lse) - g * t; an all -inf row (total_exp = 0) gets 0.
+    scale = safe_divide(g_xent * total + g_lse, total_exp)
+    d_logits = e * scale[..., None] - g_xent[..., None] * targets
     # d xent / d target_j = -log_softmax_j (+inf at -inf logits; 0 where no gradient flows).
-    neg_log_softmax = lse[..., None] - x
     g = g_xent[..., None]
-    d_targets = jnp.where(g != 0, g * neg_log_softmax, 0.0)
+    d_targets = jnp.where(g != 0, g * (lse[..., None] - logits.astype(lse.dtype)), 0.0)
     return d_logits.astype(logits.dtype), d_targets.astype(targets.dtype)
 
 
@@ -270,22 +311,21 @@ def _softmax_xent_sparse(logits: jax.Array, labels: jax.Array):
 
 
 def _softmax_xent_sparse_fwd(logits, labels):
-    x = logits.astype(accumulation_dtype(logits.dtype))
-    shifted, log_norm, peak = _shifted_log_normalizer(x)
+    x, peak, e, total_exp = _exp_shifted(logits)
+    log_norm = jnp.log(total_exp)
     # Subtracting in shifted coordinates keeps full precision for logits far from 0.
-    xent = log_norm - _take_class(shifted, labels)
-    lse = log_norm + peak
-    return (xent, lse), (logits, labels, lse)
+    xent = log_norm - (_take_class(x, labels) - peak)
+    # An empty array carries the logits' dtype to the backward pass.
+    return (xent, log_norm + peak), (e, labels, total_exp, jnp.zeros((0,), logits.dtype))
 
 
 def _softmax_xent_sparse_bwd(residuals, cotangents):
-    logits, labels, lse = residuals
+    e, labels, total_exp, dtype_carrier = residuals
     g_xent, g_lse = cotangents
-    x = logits.astype(lse.dtype)
-    softmax = _softmax_from_lse(x, lse)
-    is_label = jnp.arange(x.shape[-1]) == labels[..., None]
-    d_logits = softmax * (g_xent + g_lse)[..., None] - jnp.where(is_label, g_xent[..., None], 0.0)
-    return d_logits.astype(logits.dtype), None
+    scale = safe_divide(g_xent + g_lse, total_exp)
+    is_label = jnp.arange(e.shape[-1]) == labels[..., None]
+    d_logits = e * scale[..., None] - jnp.where(is_label, g_xent[..., None], 0.0)
+    return d_logits.astype(dtype_carrier.dtype), None
 
 
 _softmax_xent_sparse.defvjp(_softmax_xent_sparse_fwd, _softmax_xent_sparse_bwd)
@@ -367,14 +407,18 @@ def _smooth_categorical(targets: jax.Array, label_smoothing) -> jax.Array:
     return targets * (1.0 - label_smoothing) + label_smoothing / targets.shape[-1]
 
 
-def _binary_xent_elementwise(targets, y_pred, from_logits: bool) -> jax.Array:
-    """``-(t * log p + (1 - t) * log(1 - p))``; zero weights never touch an infinite log."""
+def _binary_neg_logs(y_pred: jax.Array, from_logits: bool):
+    """``(-log p, -log(1 - p))`` from logits (stable softplus) or from clipped probabilities."""
     if from_logits:
-        log_p, log_not_p = log_sigmoid(y_pred), log_sigmoid(-y_pred)
-    else:
-        p = clip_probabilities(y_pred)
-        log_p, log_not_p = jnp.log(p), jnp.log1p(-p)
-    return -(_weighted_log(targets, log_p) + _weighted_log(1.0 - targets, log_not_p))
+        neg_log_not_p, neg_log_p, _, _ = _logistic_terms(y_pred)
+        return neg_log_p, neg_log_not_p
+    p = clip_probabilities(y_pred)
+    return -jnp.log(p), -jnp.log1p(-p)
+
+
+def _binary_xent(targets, neg_log_p, neg_log_not_p) -> jax.Array:
+    """``t * -log p + (1 - t) * -log(1 - p)``; zero weights never touch an infinite log."""
+    return _weighted_log(targets, neg_log_p) + _weighted_log(1.0 - targets, neg_log_not_p)
 
 
 # --------------------------------------------------------------------------------------
@@ -411,7 +455,7 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
     targets, y_pred = _dense_inputs(y_true, y_pred, "binary_crossentropy")
     axis = normalize_axis(axis, y_pred.ndim)
     targets = _smooth_binary(targets, label_smoothing)
-    losses = _binary_xent_elementwise(targets, _upcast(y_pred), from_logits)
+    losses = _binary_xent(targets, *_binary_neg_logs(_upcast(y_pred), from_logits))
     return jnp.mean(losses, axis=axis).astype(y_pred.dtype)
 
 
@@ -461,8 +505,11 @@ def binary_focal_crossentropy(
     axis = normalize_axis(axis, y_pred.ndim)
     targets = _smooth_binary(targets, label_smoothing)
     x = _upcast(y_pred)
-    bce = _binary_xent_elementwise(targets, x, from_logits)
-    p, not_p = (jax.nn.sigmoid(x), jax.nn.sigmoid(-x)) if from_logits else (x, 1.0 - x)
+    if from_logits:
+        neg_log_not_p, neg_log_p, p, not_p = _logistic_terms(x)
+    else:
+        (neg_log_p, neg_log_not_p), p, not_p = _binary_neg_logs(x, False), x, 1.0 - x
+    bce = _binary_xent(targets, neg_log_p, neg_log_not_p)
     losses = _power(targets * not_p + (1.0 - targets) * p, gamma) * bce
     if apply_class_balancing:
         losses = (targets * alpha + (1.0 - targets) * (1.0 - alpha)) * losses

@@ -980,3 +980,16 @@ def test_bad_inputs_raise_clear_errors_under_jit(fn, y_true, y_pred, opts, error
     if y_pred.dtype.kind == "f":
         with pytest.raises(error, match=pattern):
             jax.jit(lambda p: fn(y_true, p, **opts))(y_pred)
+
+
+@pytest.mark.parametrize("name", ["BinaryCrossentropy", "BinaryFocalCrossentropy"])
+def test_binary_gradient_at_zero_and_tiny_logits(keras, name):
+    # Our shared exp(-|x|) path has a hand-written derivative; |x| must not break it at 0.
+    logits = np.array([[0.0, -0.0, 1e-30, -1e-30, 0.0]], np.float32)
+    y_true = np.array([[0.0, 1.0, 1.0, 0.0, 0.3]], np.float32)
+    opts = {"from_logits": True} | (
+        {"gamma": 1.5, "apply_class_balancing": True} if "Focal" in name else {}
+    )
+    _, ours = value_and_grad(getattr(P, name)(**opts), y_true, logits, None)
+    _, theirs = value_and_grad(getattr(keras.losses, name)(**opts), y_true, logits, None)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-8)

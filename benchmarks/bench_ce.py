@@ -1,0 +1,186 @@
+"""Cross-entropy from logits: losses_jax against optax, Keras 3 (JAX backend) and torch (CPU).
+
+Every case times the batch-mean loss's value and gradient with respect to the logits: a jitted
+``jax.value_and_grad`` for the JAX libraries, forward plus ``torch.autograd.grad`` for torch
+(its default thread count, reported in the ``threads`` column). Contenders are timed in
+interleaved rounds and each keeps its best median, so a busy machine disturbs them alike.
+``rel_err`` is the loss value's relative difference from losses_jax's.
+
+Benches: ``ce_sparse`` (integer labels), ``ce_categorical`` (one-hot targets), ``focal_binary``
+and ``focal_categorical`` (gamma=2, alpha=0.25).
+
+Run: ``python -m benchmarks.bench_ce [--tiny]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from benchmarks._harness import row, time_call  # noqa: E402
+from losses_jax import probabilistic  # noqa: E402
+
+GAMMA, ALPHA = 2.0, 0.25
+FULL_SHAPES = ((4096, 1000), (2048, 32000))
+TINY_SHAPES = ((64, 100),)
+
+
+def optional_import(name: str):
+    try:
+        return __import__(name)
+    except ImportError:
+        return None
+
+
+keras = optional_import("keras")
+torch = optional_import("torch")
+
+# bench -> (class name, constructor arguments), the same in losses_jax and keras.losses.
+CLASSES = {
+    "ce_sparse": ("SparseCategoricalCrossentropy", {"from_logits": True}),
+    "ce_categorical": ("CategoricalCrossentropy", {"from_logits": True}),
+    "focal_binary": (
+        "BinaryFocalCrossentropy",
+        {"apply_class_balancing": True, "alpha": ALPHA, "gamma": GAMMA, "from_logits": True},
+    ),
+    "focal_categorical": (
+        "CategoricalFocalCrossentropy",
+        {"alpha": ALPHA, "gamma": GAMMA, "from_logits": True},
+    ),
+}
+
+
+def optax_loss(bench: str) -> Callable | None:
+    """``fn(targets, logits) -> scalar`` from optax (it has no categorical focal loss)."""
+    per_sample = {
+        "ce_sparse": lambda t, x: optax.softmax_cross_entropy_with_integer_labels(x, t),
+        "ce_categorical": lambda t, x: optax.softmax_cross_entropy(x, t),
+        # Keras's per-sample binary loss is the mean over the last axis; the batch mean of
+        # both is the mean over all elements.
+        "focal_binary": lambda t, x: optax.sigmoid_focal_loss(x, t, alpha=ALPHA, gamma=GAMMA),
+    }.get(bench)
+    return None if per_sample is None else lambda t, x: jnp.mean(per_sample(t, x))
+
+
+def torch_loss(bench: str) -> Callable | None:
+    """``fn(targets, logits) -> scalar`` in torch (cross-entropy only)."""
+    if torch is None or bench not in ("ce_sparse", "ce_categorical"):
+        return None
+    # torch's cross_entropy takes labels or class probabilities, averaging over the batch.
+    return lambda t, x: torch.nn.functional.cross_entropy(x, t)
+
+
+def contenders(bench: str) -> dict[str, Callable]:
+    """``fn(targets, logits) -> scalar`` per JAX library that has the loss."""
+    class_name, arguments = CLASSES[bench]
+    found = {
+        "losses_jax": getattr(probabilistic, class_name)(**arguments),
+        "optax": optax_loss(bench),
+        "keras": None if keras is None else getattr(keras.losses, class_name)(**arguments),
+    }
+    return {impl: fn for impl, fn in found.items() if fn is not None}
+
+
+def make_inputs(bench: str, shape: tuple[int, int], seed: int = 0):
+    """(targets, logits) as NumPy arrays: labels, one-hot rows or binary targets."""
+    rng = np.random.default_rng(seed)
+    logits = (2.0 * rng.standard_normal(shape)).astype(np.float32)
+    labels = rng.integers(0, shape[1], size=shape[0]).astype(np.int32)
+    if bench == "ce_sparse":
+        return labels, logits
+    if bench == "focal_binary":
+        return (rng.random(shape) < 0.3).astype(np.float32), logits
+    return np.eye(shape[1], dtype=np.float32)[labels], logits
+
+
+def compiled_step(loss: Callable, targets: jax.Array, logits: jax.Array):
+    """``(step, compile seconds, XLA temporary MiB)``: one compilation of the jitted
+    ``value_and_grad`` w.r.t. the logits, timed and measured once."""
+    value_and_grad = jax.value_and_grad(lambda x, t: loss(t, x))
+    start = time.perf_counter()
+    compiled = jax.jit(value_and_grad).lower(logits, targets).compile()
+    compile_s = time.perf_counter() - start
+    memory = compiled.memory_analysis()
+    temp_mb = None if memory is None else memory.temp_size_in_bytes / 2**20
+    return (lambda: compiled(logits, targets)), compile_s, temp_mb
+
+
+def torch_step(loss: Callable, targets: np.ndarray, logits: np.ndarray) -> Callable:
+    x = torch.tensor(logits, requires_grad=True)
+    t = torch.tensor(targets, dtype=torch.long if targets.dtype.kind == "i" else torch.float32)
+
+    def step():
+        value = loss(t, x)
+        return value.detach(), torch.autograd.grad(value, x)[0]
+
+    return step
+
+
+def interleaved_ms(steps: dict[str, Callable], rounds: int, repeats: int) -> dict[str, float]:
+    """Each step's best median over ``rounds`` interleaved rounds of ``repeats`` calls."""
+    best = {name: float("inf") for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            best[name] = min(best[name], time_call(step, repeats=repeats, warmup=1))
+    return best
+
+
+def bench_case(bench: str, shape: tuple[int, int], rounds: int, repeats: int) -> list[dict]:
+    targets_np, logits_np = make_inputs(bench, shape)
+    targets, logits = jnp.asarray(targets_np), jnp.asarray(logits_np)
+    steps, extras = {}, {}
+    for impl, loss in contenders(bench).items():
+        steps[impl], compile_s, temp_mb = compiled_step(loss, targets, logits)
+        extras[impl] = {"compile_s": compile_s, "temp_mb": temp_mb}
+    torch_fn = torch_loss(bench)
+    if torch_fn is not None:
+        steps["torch"] = torch_step(torch_fn, targets_np, logits_np)
+        extras["torch"] = {"threads": torch.get_num_threads()}
+    values = {impl: float(step()[0]) for impl, step in steps.items()}
+    times = interleaved_ms(steps, rounds, repeats)
+    reference = values["losses_jax"]
+    case = f"N={shape[0]},V={shape[1]}"
+    return [
+        row(
+            bench,
+            case,
+            impl,
+            times[impl],
+            rel_err=abs(values[impl] / reference - 1),
+            **extras[impl],
+        )
+        for impl in steps
+    ]
+
+
+def run(tiny: bool = False) -> list[dict]:
+    """Rows for every bench and shape (``tiny``: one small shape, a smoke test)."""
+    shapes, rounds, repeats = (TINY_SHAPES, 1, 3) if tiny else (FULL_SHAPES, 5, 5)
+    return [
+        r
+        for bench in CLASSES
+        for shape in shapes
+        for r in bench_case(bench, shape, rounds, repeats)
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tiny", action="store_true", help="one small shape (smoke test)")
+    args = parser.parse_args()
+    from benchmarks.run import add_ratios, text_table
+
+    print(text_table(add_ratios(run(tiny=args.tiny))))
+
+
+if __name__ == "__main__":
+    main()
