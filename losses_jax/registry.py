@@ -185,7 +185,7 @@ def get(identifier):
         >>> get("mean_sqared_error")
         Traceback (most recent call last):
         ...
-        ValueError: Unknown loss identifier 'mean_sqared_error'. Did you mean 'mean_squared_error'? See losses_jax.identifiers() for all names.
+        ValueError: Unknown loss identifier 'mean_sqared_error'. Did you mean 'mean_squared_error' or 'MeanSquaredError' or 'mean_squared_logarithmic_error'? See losses_jax.identifiers() for all names.
     """
     if identifier is None:
         return None
