@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -229,9 +229,13 @@ def _circle_inputs(rng, batch_shape, options, width):
 
 def _ctc_inputs(rng, batch_shape, options, width):
     (batch,) = batch_shape
-    num_classes = max(width, 2)  # the blank and at least one label
-    # Labels in 1..K-1 (0 is the blank), no padding: Keras's `ctc` uses every label.
-    labels = rng.integers(1, num_classes, size=(batch, CTC_LABEL_LEN))
+    num_classes = max(width, 3)  # the blank, labels, and mask_index=2 in range
+    blank = options.get("mask_index", 0) % num_classes
+    classes = np.array([c for c in range(num_classes) if c != blank])
+    # 1..L labels per sequence, right-padded with the blank as Keras's `ctc` expects.
+    labels = rng.choice(classes, size=(batch, CTC_LABEL_LEN))
+    lengths = rng.integers(1, CTC_LABEL_LEN + 1, size=(batch, 1))
+    labels = np.where(np.arange(CTC_LABEL_LEN) < lengths, labels, blank)
     logits = rng.normal(size=(batch, CTC_TIME, num_classes))
     return Inputs(labels.astype(np.int32), _f32(logits))
 
@@ -377,7 +381,12 @@ ENTRIES: tuple[Entry, ...] = (
     # sequence
     Entry(
         "CTC",
-        _PLAIN,
+        (
+            {},
+            {"normalize_by_target_length": True},
+            {"mask_index": -1},
+            {"zero_infinity": True, "mask_index": 2},
+        ),
         _ctc_inputs,
         _constant("logits"),
         default_width=NUM_CLASSES,
@@ -442,33 +451,48 @@ def call_loss(loss, inputs: Inputs, y_pred=None, **kwargs):
     return loss(inputs.y_true, y_pred, **kwargs, **inputs.extra)
 
 
+def with_dtype(inputs: Inputs, dtype) -> Inputs:
+    """Float arrays converted to ``dtype``; integer labels untouched."""
+
+    def convert(x):
+        x = jnp.asarray(x)
+        return x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
+
+    extra = {key: convert(value) for key, value in inputs.extra.items()}
+    return Inputs(convert(inputs.y_true), convert(inputs.y_pred), extra)
+
+
 _COMPILED: dict = {}
 
 
-def jitted_value_and_grad(entry: Entry, options: dict, **overrides):
-    """A cached ``jit(value_and_grad)`` of the loss w.r.t. ``y_pred``: ``f(inputs)``.
+class Evaluation(NamedTuple):
+    value: jax.Array  # the loss under the requested reduction
+    grad: jax.Array  # d sum(value) / d y_pred
+    per_sample: jax.Array  # the same loss with reduction="none"
+
+
+def jitted_evaluation(entry: Entry, options: dict, **overrides):
+    """A cached jitted ``f(inputs) -> Evaluation`` of the loss built with ``options``.
 
     ``y_true``, ``y_pred`` and ``extra`` are traced arguments, so every set of inputs of the
-    same shapes and dtypes reuses one compilation. Non-scalar results (``reduction="none"``)
-    are summed for the gradient and returned unsummed.
+    same shapes and dtypes reuses one compilation; the reduced value, its gradient w.r.t.
+    ``y_pred`` and the per-sample values come from one compiled function.
     """
     key = (entry.name, option_id(options), tuple(sorted(overrides.items())))
     if key not in _COMPILED:
         loss = entry.build(options, **overrides)
+        per_sample = entry.build(options, **{**overrides, "reduction": "none"})
 
-        def value(y_pred, y_true, extra):
+        def summed(y_pred, y_true, extra):
             values = loss(y_true, y_pred, **extra)
-            return values.sum(), values
+            return values.sum(), (values, per_sample(y_true, y_pred, **extra))
 
-        grad_fn = jax.jit(jax.value_and_grad(value, has_aux=True))
-        _COMPILED[key] = lambda inputs: _unpack(grad_fn(*_as_args(inputs)))
+        grad_fn = jax.jit(jax.value_and_grad(summed, has_aux=True))
+
+        def evaluate(inputs: Inputs) -> Evaluation:
+            y_pred, y_true = jnp.asarray(inputs.y_pred), jnp.asarray(inputs.y_true)
+            (_, (value, values)), grad = grad_fn(y_pred, y_true, inputs.extra)
+            return Evaluation(value, grad, values)
+
+        _COMPILED[key] = evaluate
     return _COMPILED[key]
-
-
-def _as_args(inputs: Inputs):
-    return jnp.asarray(inputs.y_pred), jnp.asarray(inputs.y_true), inputs.extra
-
-
-def _unpack(result):
-    (_, values), grad = result
-    return values, grad

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from catalogue import BY_NAME, Inputs, entry_option_params, jitted_value_and_grad
+from catalogue import BY_NAME, Inputs, entry_option_params, jitted_evaluation, with_dtype
 
 import losses_jax as lj
 
@@ -38,17 +38,6 @@ def rounded(inputs: Inputs, dtype) -> Inputs:
     return Inputs(round_float(inputs.y_true), round_float(inputs.y_pred), extra)
 
 
-def cast(inputs: Inputs, dtype) -> Inputs:
-    """Float arrays converted to ``dtype``; integer labels untouched."""
-
-    def to_dtype(x):
-        x = jnp.asarray(x)
-        return x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
-
-    extra = {key: to_dtype(value) for key, value in inputs.extra.items()}
-    return Inputs(to_dtype(inputs.y_true), to_dtype(inputs.y_pred), extra)
-
-
 def assert_close_to_float32(low, high, rtol=RTOL, atol=ATOL):
     low = np.asarray(jnp.asarray(low).astype(jnp.float32), np.float64)
     high = np.asarray(high, np.float64)
@@ -59,8 +48,8 @@ def assert_close_to_float32(low, high, rtol=RTOL, atol=ATOL):
 @pytest.mark.parametrize(("entry", "options"), entry_option_params())
 def test_low_precision_matches_float32(entry, options, dtype):
     inputs = rounded(entry.inputs(5, (8,), options), dtype)
-    reference, _ = jitted_value_and_grad(entry, options)(inputs)
-    value, grad = jitted_value_and_grad(entry, options, dtype=dtype)(cast(inputs, dtype))
+    reference = jitted_evaluation(entry, options)(inputs).value
+    value, grad, _ = jitted_evaluation(entry, options, dtype=dtype)(with_dtype(inputs, dtype))
     assert value.dtype == jnp.dtype(dtype)
     assert np.isfinite(np.asarray(value, np.float32)).all()
     assert np.isfinite(np.asarray(grad, np.float32)).all()
@@ -95,7 +84,7 @@ def test_linear_cross_entropy_large_vocabulary(dtype):
     labels = rng.integers(0, 3000, size=(2, 32)).astype(np.int32)
     inputs = rounded(Inputs(labels, embeddings, {"classifier": classifier}), dtype)
     reference = lj.linear_cross_entropy(inputs.y_pred, inputs.extra["classifier"], labels)
-    low = cast(inputs, dtype)
+    low = with_dtype(inputs, dtype)
     value = lj.linear_cross_entropy(low.y_pred, low.extra["classifier"], labels)
     assert_close_to_float32(value, reference)
 
