@@ -3,8 +3,10 @@
 Every case times the batch-mean loss's value and gradient with respect to the logits: a jitted
 ``jax.value_and_grad`` for the JAX libraries, forward plus ``torch.autograd.grad`` for torch
 (its default thread count, reported in the ``threads`` column). Contenders are timed in
-interleaved rounds and each keeps its best median, so a busy machine disturbs them alike.
-``rel_err`` is the loss value's relative difference from losses_jax's.
+interleaved rounds (order rotated each round); ``ms`` is an implementation's best median and
+``paired_ratio`` the median over rounds of its time over losses_jax's in the same round, the
+steadier figure on a busy machine. ``rel_err`` is the loss value's relative difference from
+losses_jax's.
 
 Benches: ``ce_sparse`` (integer labels), ``ce_categorical`` (one-hot targets), ``focal_binary``
 and ``focal_categorical`` (gamma=2, alpha=0.25).
@@ -18,6 +20,7 @@ import argparse
 import os
 import time
 from collections.abc import Callable
+from statistics import median
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
@@ -26,7 +29,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from benchmarks._harness import row, time_call  # noqa: E402
+from benchmarks._harness import block, row, time_call  # noqa: E402
 from losses_jax import probabilistic  # noqa: E402
 
 GAMMA, ALPHA = 2.0, 0.25
@@ -125,13 +128,32 @@ def torch_step(loss: Callable, targets: np.ndarray, logits: np.ndarray) -> Calla
     return step
 
 
-def interleaved_ms(steps: dict[str, Callable], rounds: int, repeats: int) -> dict[str, float]:
-    """Each step's best median over ``rounds`` interleaved rounds of ``repeats`` calls."""
-    best = {name: float("inf") for name in steps}
-    for _ in range(rounds):
-        for name, step in steps.items():
-            best[name] = min(best[name], time_call(step, repeats=repeats, warmup=1))
-    return best
+def interleaved_ms(
+    steps: dict[str, Callable], rounds: int, repeats: int, budget_s: float = 0.5
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Interleaved timing: ``(best median ms, paired ratio)`` per step.
+
+    Each round times every step (a median of up to ``repeats`` calls; slow steps make as many
+    as fit in ``budget_s``, at least 2), in an order rotated from round to round. The paired
+    ratio is the median over rounds of a step's time over the first step's in the same round,
+    which a busy machine disturbs far less than the times themselves. Steps must be warm.
+    """
+    names = list(steps)
+    calls = {}
+    for name, step in steps.items():
+        start = time.perf_counter()
+        block(step())
+        calls[name] = max(2, min(repeats, int(budget_s / (time.perf_counter() - start))))
+    per_round = {name: [] for name in names}
+    for index in range(rounds):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            per_round[name].append(time_call(steps[name], repeats=calls[name], warmup=0))
+    first = per_round[names[0]]
+    paired = {
+        name: median(t / f for t, f in zip(times, first)) for name, times in per_round.items()
+    }
+    return {name: min(times) for name, times in per_round.items()}, paired
 
 
 def bench_case(bench: str, shape: tuple[int, int], rounds: int, repeats: int) -> list[dict]:
@@ -146,7 +168,7 @@ def bench_case(bench: str, shape: tuple[int, int], rounds: int, repeats: int) ->
         steps["torch"] = torch_step(torch_fn, targets_np, logits_np)
         extras["torch"] = {"threads": torch.get_num_threads()}
     values = {impl: float(step()[0]) for impl, step in steps.items()}
-    times = interleaved_ms(steps, rounds, repeats)
+    times, paired = interleaved_ms(steps, rounds, repeats)
     reference = values["losses_jax"]
     case = f"N={shape[0]},V={shape[1]}"
     return [
@@ -155,6 +177,7 @@ def bench_case(bench: str, shape: tuple[int, int], rounds: int, repeats: int) ->
             case,
             impl,
             times[impl],
+            paired_ratio=paired[impl],
             rel_err=abs(values[impl] / reference - 1),
             **extras[impl],
         )
@@ -164,7 +187,7 @@ def bench_case(bench: str, shape: tuple[int, int], rounds: int, repeats: int) ->
 
 def run(tiny: bool = False) -> list[dict]:
     """Rows for every bench and shape (``tiny``: one small shape, a smoke test)."""
-    shapes, rounds, repeats = (TINY_SHAPES, 1, 3) if tiny else (FULL_SHAPES, 5, 5)
+    shapes, rounds, repeats = (TINY_SHAPES, 1, 3) if tiny else (FULL_SHAPES, 7, 10)
     return [
         r
         for bench in CLASSES

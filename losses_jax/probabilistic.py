@@ -1085,6 +1085,3 @@ class CategoricalGeneralizedCrossEntropy(_ProbabilisticLoss):
         dtype=None,
     ):
         super().__init__(categorical_generalized_cross_entropy, reduction, name, dtype, q=q)
-
-    def call(self, y_true, y_pred):
-        return categorical_generalized_cross_entropy(y_true, y_pred, q=self.q)
