@@ -1015,7 +1015,8 @@ class SparseCategoricalCrossentropy(_ProbabilisticLoss):
         )
 
     def call(self, y_true, y_pred):
-        # Labels are aligned by the function (it squeezes a size-1 class axis), not by rank.
+        # Labels are aligned by the function (it squeezes a size-1 class axis), not by rank,
+        # so shape errors name the labels as given.
         return sparse_categorical_crossentropy(y_true, y_pred, **self._fn_kwargs)
 
     def loss_mask(self, y_true, y_pred):
@@ -1085,3 +1086,7 @@ class CategoricalGeneralizedCrossEntropy(_ProbabilisticLoss):
         dtype=None,
     ):
         super().__init__(categorical_generalized_cross_entropy, reduction, name, dtype, q=q)
+
+    def call(self, y_true, y_pred):
+        # Labels are aligned by the function, so shape errors name the labels as given.
+        return categorical_generalized_cross_entropy(y_true, y_pred, q=self.q)

@@ -993,3 +993,11 @@ def test_binary_gradient_at_zero_and_tiny_logits(keras, name):
     _, ours = value_and_grad(getattr(P, name)(**opts), y_true, logits, None)
     _, theirs = value_and_grad(getattr(keras.losses, name)(**opts), y_true, logits, None)
     np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "name", ["SparseCategoricalCrossentropy", "CategoricalGeneralizedCrossEntropy"]
+)
+def test_class_shape_error_names_labels_as_given(name):
+    with pytest.raises(ValueError, match=r"\(4, 2, 1\).*\(4, 5\)"):
+        getattr(P, name)()(np.zeros((4, 2, 1), int), np.full((4, 5), 0.2))
