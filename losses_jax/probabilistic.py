@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from losses_jax.base import LossFunctionWrapper
+from losses_jax.checks import check_in_unit_interval, check_labels_in_range
 from losses_jax.numerics import (
     EPSILON,
     accumulation_dtype,
@@ -247,6 +248,7 @@ def _classes_last(x: jax.Array, axis: int) -> jax.Array:
 
 def _renormalize(p: jax.Array) -> jax.Array:
     """``p / sum(p, -1)`` as Keras does before clipping; an all-zero row stays 0."""
+    check_in_unit_interval(p, "y_pred")
     return safe_divide(p, jnp.sum(p, axis=-1, keepdims=True))
 
 
@@ -412,6 +414,7 @@ def _binary_neg_logs(y_pred: jax.Array, from_logits: bool):
     if from_logits:
         neg_log_not_p, neg_log_p, _, _ = _logistic_terms(y_pred)
         return neg_log_p, neg_log_not_p
+    check_in_unit_interval(y_pred, "y_pred")
     p = clip_probabilities(y_pred)
     return -jnp.log(p), -jnp.log1p(-p)
 
@@ -670,11 +673,13 @@ def sparse_categorical_crossentropy(
     axis = normalize_axis(axis, max(y_pred.ndim, 1))
     labels = _sparse_labels(y_true, y_pred, axis, "sparse_categorical_crossentropy")
     x = _classes_last(y_pred, axis)
+    check_labels_in_range(labels, x.shape[-1], "y_true", ignore=ignore_class)
     valid = _valid_labels(labels, x.shape[-1], ignore_class)
     if from_logits:
         xent, lse = _softmax_xent_sparse(x, labels)
         losses = _add_z_loss(xent, lse, z_loss)
     else:
+        check_in_unit_interval(x, "y_pred")
         p = _upcast(x)
         p_label = safe_divide(_take_class(p, labels), jnp.sum(p, axis=-1))
         losses = -jnp.log(clip_probabilities(p_label))
@@ -759,6 +764,8 @@ def categorical_generalized_cross_entropy(y_true, y_pred, q=0.5):
     y_pred = as_float_array(y_pred, "y_pred")
     axis = normalize_axis(-1, max(y_pred.ndim, 1))
     labels = _sparse_labels(y_true, y_pred, axis, "categorical_generalized_cross_entropy")
+    check_labels_in_range(labels, y_pred.shape[-1], "y_true")
+    check_in_unit_interval(y_pred, "y_pred")
     p = _upcast(y_pred)
     p_label = jnp.where(_valid_labels(labels, p.shape[-1]), _take_class(p, labels), 0.0)
     return ((1.0 - _power(p_label, q)) / q).astype(y_pred.dtype)
