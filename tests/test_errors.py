@@ -269,6 +269,15 @@ def _ctc_misuses() -> list[Misuse]:
         bad = dict(zip(("target", "output", "target_length", "output_length"), args))[name]
         mentions = (name, _shape_text(np.shape(bad)))
         out.append(Misuse(f"ctc_loss-{case}", lj.ctc_loss, tuple(args), mentions))
+    # The catalogue's class: Keras's y_true (B, L) and y_pred (B, T, K).
+    ctc = partial(_call_on_labels, BY_NAME["CTC"])
+    class_cases = {
+        "y_true-rank-1": (labels[:, 0], logits, ("y_true", "(3,)")),
+        "y_pred-rank-2": (labels, logits[..., 0], ("y_pred", "(3, 6)")),
+        "batch": (labels[:2], logits, ("(2, 2)", "(3, 6, 5)")),
+    }
+    for case, (y_true, y_pred, mentions) in class_cases.items():
+        out.append(Misuse(f"CTC-{case}", ctc, (y_true, y_pred), mentions))
     return out
 
 

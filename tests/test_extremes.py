@@ -156,16 +156,7 @@ def special_cases(entry: Entry, options: dict, inputs: Inputs, rng) -> dict:
         )
         cases["single_sample"] = Inputs(labels[:1], inputs.y_pred[:1])
     elif name == "CTC":
-        peaked = np.where(np.arange(shape[-1]) == 0, 1e4, 0.0) * np.ones(shape)
-        cases["peaked_on_blank_1e4"] = Inputs(inputs.y_true, peaked.astype(np.float32))
-        labels = np.asarray(inputs.y_true)
-        path = np.zeros(shape[:2], np.int64)
-        path[:, 1 : 1 + 2 * labels.shape[1] : 2] = labels  # label, blank, label, ...
-        confident = np.where(np.arange(shape[-1]) == path[..., None], 1e4, -1e4)
-        cases["confident_on_true_path_1e4"] = Inputs(inputs.y_true, confident.astype(np.float32))
-        cases["confident_on_wrong_path_1e4"] = Inputs(
-            inputs.y_true, np.roll(confident, 1, axis=-1).astype(np.float32)
-        )
+        cases.update(ctc_cases(options, inputs))
     elif name == "LinearCrossEntropy":
         for scale in (1e4,) if options.get("z_loss") else (1e4, 1e30):
             cases[f"embeddings_{scale:g}"] = Inputs(
@@ -175,6 +166,28 @@ def special_cases(entry: Entry, options: dict, inputs: Inputs, rng) -> dict:
         ignored = np.full(np.shape(inputs.y_true), options["ignore_class"], np.int32)
         cases["all_labels_ignored"] = Inputs(ignored, inputs.y_pred, inputs.extra)
     return cases
+
+
+def ctc_cases(options: dict, inputs: Inputs) -> dict:
+    """Peaked and confident CTC logits (+-1e4), and -inf on the classes no target uses."""
+    shape = inputs.y_pred.shape
+    blank = options.get("mask_index", 0) % shape[-1]
+    classes = np.arange(shape[-1])
+    # The alignment blank, y1, blank, y2, ... (then blanks) of each sequence's labels.
+    path = np.full(shape[:2], blank)
+    for row, labels in enumerate(np.asarray(inputs.y_true)):
+        target = labels[labels != blank]
+        path[row, 1 : 1 + 2 * len(target) : 2] = target
+    confident = np.where(classes == path[..., None], 1e4, -1e4)
+    used = (classes == np.asarray(inputs.y_true)[..., None]).any(axis=1) | (classes == blank)
+    masked = np.where(used[:, None, :], inputs.y_pred, -np.inf)
+    as_inputs = {
+        "peaked_on_blank_1e4": np.where(classes == blank, 1e4, 0.0) * np.ones(shape),
+        "confident_on_true_path_1e4": confident,
+        "confident_on_wrong_path_1e4": np.roll(confident, 1, axis=-1),
+        "neg_inf_on_unused_classes": masked,
+    }
+    return {case: Inputs(inputs.y_true, x.astype(np.float32)) for case, x in as_inputs.items()}
 
 
 def extreme_cases(entry: Entry, options: dict) -> dict:
@@ -246,9 +259,6 @@ VALUE_BUGS = {
         for opts in ("mask_index=-1", "zero_infinity=True,mask_index=2")
         for case in ("logits_pm1e30", "logits_1e4_on_wrong_class")
     ),
-    "CategoricalFocalCrossentropy[from_logits=True]-logits_pm1e4",
-    "CategoricalFocalCrossentropy[from_logits=True]-logits_pm1e30",
-    "CategoricalFocalCrossentropy[from_logits=True,label_smoothing=0.1,alpha=0.5]-logits_pm1e30",
 }
 
 

@@ -89,6 +89,27 @@ def test_linear_cross_entropy_large_vocabulary(dtype):
     assert_close_to_float32(value, reference)
 
 
+@pytest.mark.parametrize("dtype", LOW_PRECISION)
+def test_ctc_at_a_realistic_size(dtype):
+    if not BY_NAME["CTC"].available:
+        pytest.skip("CTC is not in this build")
+    rng = np.random.default_rng(0)
+    batch, steps, num_classes, max_labels = 4, 60, 24, 12
+    logits = rounded(Inputs(0, rng.normal(0.0, 2.0, size=(batch, steps, num_classes))), dtype)
+    lengths = rng.integers(4, max_labels + 1, size=(batch, 1))
+    labels = rng.integers(1, num_classes, size=(batch, max_labels))
+    labels = np.where(np.arange(max_labels) < lengths, labels, 0).astype(np.int32)
+    reference = lj.CTC(reduction="none")(labels, logits.y_pred)
+    loss = lj.CTC(reduction="none", dtype=dtype)
+    values = loss(labels, jnp.asarray(logits.y_pred, dtype))
+    assert values.dtype == jnp.dtype(dtype)
+    assert_close_to_float32(values, reference)
+    grad = jax.grad(lambda x: jnp.sum(loss(labels, x).astype(jnp.float32)))(
+        jnp.asarray(logits.y_pred, dtype)
+    )
+    assert grad.dtype == jnp.dtype(dtype) and np.isfinite(np.asarray(grad, np.float32)).all()
+
+
 def _distinct_class_logits(num_classes: int, batch: int) -> np.ndarray:
     """Logits ``c mod 7``: neighbouring classes differ by 1, so a wrong id changes the loss."""
     return np.tile(np.arange(num_classes) % 7, (batch, 1)).astype(np.float32)
