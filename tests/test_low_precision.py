@@ -174,3 +174,22 @@ def test_circle_labels_stay_exact(dtype):
     value = lj.Circle(gamma=2.0, dtype=dtype)(labels, embeddings)
     assert float(reference) > 0.1
     assert_close_to_float32(value, reference)
+
+
+@pytest.mark.parametrize("dtype", LOW_PRECISION)
+def test_ctc_labels_stay_exact(dtype):
+    if not BY_NAME["CTC"].available:
+        pytest.skip("CTC is not in this build")
+    limit = LARGEST_EXACT[dtype]
+    labels = np.array([[limit + 1, limit + 3], [limit + 5, limit + 1]], np.int32)
+    # Frames that favour the exact labels: rounded ids would pick other classes' logits.
+    logits = np.zeros((2, 4, limit + 8), np.float32)
+    for row, target in enumerate(labels):
+        logits[row, [0, 2], target] = 5.0
+    reference = lj.CTC(reduction="none")(labels, logits)
+    values = lj.CTC(reduction="none", dtype=dtype)(labels, jnp.asarray(logits, dtype))
+    assert_close_to_float32(values, reference)
+    # Rounded ids would lose the favoured frames: the loss would rise by about 10.
+    rounded_ids = np.asarray(jnp.asarray(labels, dtype).astype(jnp.int32))
+    assert (rounded_ids != labels).any()
+    assert float(jnp.max(lj.CTC(reduction="none")(rounded_ids, logits) - reference)) > 1.0
