@@ -223,7 +223,11 @@ def log_softmax(logits: jax.Array, axis: int = -1) -> jax.Array:
         >>> [round(float(v), 4) for v in lp[:2]]
         [-0.6931, -0.6931]
     """
-    return logits - logsumexp(logits, axis=axis, keepdims=True)
+    # Subtract the max before the log-sum-exp: at |x| ~ 1e30 `x - logsumexp(x)` rounds log(n) away.
+    peak = jax.lax.stop_gradient(jnp.max(logits, axis=axis, keepdims=True))
+    shifted = logits - jnp.where(jnp.isfinite(peak), peak, 0.0)
+    total = jnp.sum(jnp.exp(shifted), axis=axis, keepdims=True)
+    return shifted - jnp.log(jnp.where(total > 0, total, 1.0))
 
 
 def log_sigmoid(x: jax.Array) -> jax.Array:

@@ -35,6 +35,7 @@ from losses_jax.numerics import (
     as_label_array,
     check_number,
     clip_probabilities,
+    log_softmax,
     match_shapes,
     normalize_axis,
     safe_divide,
@@ -623,7 +624,7 @@ def categorical_focal_crossentropy(
             )
         alpha = jnp.asarray(alpha, x.dtype)
     if from_logits:
-        log_p = x - jax.nn.logsumexp(x, axis=-1, keepdims=True)
+        log_p = log_softmax(x)
         one_minus_p = -jnp.expm1(log_p)
     else:
         p = clip_probabilities(_renormalize(x))
