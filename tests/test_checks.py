@@ -239,7 +239,9 @@ def test_unchecked_program_is_free_of_checks(name, monkeypatch):
     assert compiled_size(loss_on(entry, entry.options[0]), *args) == size
 
 
-@pytest.mark.parametrize("name", ["LinearCrossEntropy", "CTC"])
+@pytest.mark.parametrize(
+    "name", ["LinearCrossEntropy", "CTC", "SparseCategoricalCrossentropy", "BinaryCrossentropy"]
+)
 def test_checked_program_does_compute_the_checks(name):
     # Guards the test above: the size measure sees checks when they are on.
     entry = BY_NAME[name]
