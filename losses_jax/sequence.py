@@ -8,23 +8,24 @@ on it; :func:`ctc_greedy_decode` and :func:`ctc_beam_search_decode` decode like
 
 How the loss is computed
 ------------------------
-The log-softmax runs in float32 (float64 for float64 input). The emissions of the extended
-label sequence (blank, y1, blank, y2, ..., blank: ``S = 2L + 1`` states) are *gathered* from it,
-never multiplied by a one-hot matrix. The alpha recursion then runs forward over time with
+The log-softmax is formed in float32 (float64 for float64 logits) as ``(x - max) -
+log(sum(exp(x - max)))`` per frame, never materialised: inside the recursions, each frame's
+emissions of the extended label sequence (blank, y1, blank, y2, ..., blank: ``S = 2L + 1``
+states) are *gathered* from the logits, never multiplied by a one-hot matrix, and no
+``(T, B, S)`` array of emissions exists. The alpha recursion runs forward over time with
 :func:`jax.lax.scan`, vectorised over the batch; a :func:`jax.custom_vjp` runs the beta
-recursion backwards in a second scan and forms the gradient with respect to the logits from the
-alpha-beta occupancy (softmax minus occupancy, as warp-ctc and TensorFlow do). Nothing is
+recursion backwards in a second scan and forms the gradient with respect to the logits from
+the alpha-beta occupancy (softmax minus occupancy, as warp-ctc and TensorFlow do). Nothing is
 differentiated through a scan.
 
-The recursions do not work in log space. Each probability is held as an *extended-range
-float*: a mantissa ``m`` in ``[1, 2)`` (a float32) and a separate integer exponent ``e`` (an
-int32), value ``m * 2**e``. Adding three such numbers aligns them to the largest exponent by
-building powers of two from their bits, and one multiply applies the emission; a step costs a
-few dozen integer and float operations per state and no ``exp`` or ``log``, where a log-space
-step costs three ``exp`` and one ``log``. The range is ``2**(±2**28)``, so no path probability
-underflows (log space with a ``-1e5`` log-zero can only do the same with transcendentals), and
-the relative precision is float32's. Log-zero is an exact zero (mantissa 0), so float16 and
-bfloat16 inputs, ``-inf`` logits and impossible alignments produce no NaN.
+The recursions do not work in log space. Each probability is an *extended-range float*: a
+float32 mantissa ``m`` and a separate int32 exponent ``e``, value ``m * 2**e``. Adding three
+such numbers aligns them to the largest exponent by building powers of two from bits, and one
+multiply applies the emission: a step costs a few dozen integer and float operations per state
+and no ``exp`` or ``log`` (a log-space step costs three ``exp`` and one ``log``). The range is
+``2**(±2**29)``, so no path probability underflows, and the relative precision is float32's.
+Zero is an exact zero (mantissa 0): float16 and bfloat16 inputs, ``-inf`` logits and
+impossible alignments produce no NaN.
 
 Semantics
 ---------
@@ -32,11 +33,15 @@ Semantics
   Labels past ``target_length[b]`` are ignored.
 * An alignment that needs more frames than there are (``target_length`` labels plus one blank
   between each pair of equal consecutive labels) has probability 0: the loss is ``+inf`` and
-  its gradient 0; ``zero_infinity=True`` makes the loss 0 too (PyTorch's semantics).
+  its gradient 0; ``zero_infinity=True`` makes the loss 0 too (PyTorch's semantics). So does a
+  target that needs a class whose logit is ``-inf``.
 * ``target_length = 0`` gives minus the sum of the blank log-probabilities; ``output_length =
   0`` gives 0 for an empty target and ``+inf`` otherwise.
 * The loss is never negative: rounding below 0 is clamped.
-* NLLs beyond ``2**28 * ln 2`` (about 1.9e8) are reported as ``+inf``.
+* Finite emission log-probabilities are floored at :data:`LOG_PROB_FLOOR` (``-1e5``, optax's
+  log-zero): logit gaps beyond 1e5 (``+-1e30`` logits, say) give a finite loss that charges
+  1e5 per such frame rather than the exact value. NLLs beyond ``2**29 * ln 2`` (3.7e8) are
+  ``+inf``.
 """
 
 from __future__ import annotations
@@ -92,23 +97,26 @@ class _Format:
         return self.to_float(jnp.clip(d + self.bias, 0, 2 * self.bias) << self.mantissa_bits)
 
     def exponent(self, m, e):
-        """The exponent of ``m * 2**e`` as a whole: ``e`` plus the exponent bits of ``m``."""
-        return e + ((self.to_int(m) >> self.mantissa_bits) - self.bias)
+        """The exponent of ``m * 2**e`` as a whole, plus ``bias``: ``e`` + the exponent bits of ``m``."""
+        return e + (self.to_int(m) >> self.mantissa_bits)
 
     def add3(self, a, b, c):
         """``a + b + c`` for pairs ``(m, e)`` with ``m`` in [1, 12) or 0: a pair with ``m`` in [1, 6).
 
         The terms are aligned to the largest true exponent ``E`` (so the largest term keeps a
         mantissa in [1, 2)) by multiplying with powers of two built from bits; a term more than
-        126 binades below ``E`` contributes 0, a relative error below 2**-120.
+        126 binades below ``E`` contributes 0, a relative error below 2**-120. (Few operations
+        per element matter beyond speed: XLA splits a loop fusion that it deems compute-bound
+        over threads, which costs more than it saves at the sizes of one step.)
         """
         big = jnp.maximum(jnp.maximum(self.exponent(*a), self.exponent(*b)), self.exponent(*c))
-        base = big - self.bias  # 2**(e - big) == bits (e - base) << mantissa_bits, if e > base
+        # 2**(e - E) == float with exponent bits (e - E + bias) == (e - base) with
+        base = big - 2 * self.bias  # E = big - bias, clamped at 0 (zero) below the range
 
         def aligned(m, e):
             return m * self.to_float(jnp.maximum(e - base, 0) << self.mantissa_bits)
 
-        return aligned(*a) + aligned(*b) + aligned(*c), big
+        return aligned(*a) + aligned(*b) + aligned(*c), big - self.bias
 
     def times(self, pair, em, ee):
         """``pair * (em, ee)``, with the exponent clamped at ``zero``."""
@@ -153,26 +161,60 @@ _FORMATS = {
 # --------------------------------------------------------------------------------------
 # the forward-backward algorithm
 # --------------------------------------------------------------------------------------
+def _interleave(blanks, labels, last):
+    """``[b, l0, b, l1, ..., b, l_{L-1}, last]`` along the last axis (shapes ``(B, L)``, ``(B, 1)``)."""
+    pairs = jnp.stack([blanks, labels], axis=-1).reshape(labels.shape[0], -1)
+    return jnp.concatenate([pairs, last], axis=-1)
+
+
 def _extended_labels(labels, blank: int):
-    """``(ext, skip)``: blank-interleaved labels ``(B, 2L+1)`` and where the s-2 jump is allowed."""
-    batch, max_len = labels.shape
-    ext = jnp.full((batch, 2 * max_len + 1), blank, labels.dtype).at[:, 1::2].set(labels)
-    skip = jnp.zeros(ext.shape, bool).at[:, 3::2].set(labels[:, 1:] != labels[:, :-1])
+    """``(ext, skip)``: blank-interleaved labels ``(B, 2L+1)`` and where the s-2 jump is allowed.
+
+    Built from ``labels`` alone (``*_like``), so that a batch-sharded input keeps every
+    batch-shaped array batch-sharded, also on a mesh with explicit axes.
+    """
+    blanks = jnp.full_like(labels, blank)
+    ext = _interleave(blanks, labels, blanks[:, :1])
+    differs = jnp.concatenate(
+        [jnp.zeros_like(labels[:, :1], bool), labels[:, 1:] != labels[:, :-1]], 1
+    )
+    skip = _interleave(jnp.zeros_like(differs), differs, differs[:, :1] & False)
     return ext, skip
 
 
-def _emissions(fmt: _Format, logits, ext):
-    """Per-state emission probabilities ``(T, B, S)`` (extended range) and ``logsumexp`` ``(B, T)``.
+def _initial_carry(fmt: _Format, ext, start: bool):
+    """Guarded ``(m, e)`` carries shaped (and sharded) like ``ext``: zero, or 1 at state 0."""
+    guarded = _guarded(ext, 0)
+    m0 = jnp.zeros_like(guarded, dtype=fmt.float)
+    e0 = jnp.full_like(guarded, fmt.zero, dtype=fmt.int)
+    if start:
+        m0, e0 = m0.at[:, 2].set(1.0), e0.at[:, 2].set(0)
+    return m0, e0
 
-    The log-softmax is never materialised: the gathered logits minus the log-normaliser are
-    converted directly. The barrier keeps XLA from fusing the gather into both conversions.
+
+def _normalizer(fmt: _Format, logits):
+    """The log-softmax's shift and log-normaliser per frame, ``(B, T)`` each.
+
+    ``log_softmax(x) = (x - shift) - log_sum``: subtracting the largest logit first keeps
+    float32's precision at large logits (``x - logsumexp(x)`` at ``|x| ~ 1e4`` would round
+    to 1e-3).
     """
     x = logits.astype(fmt.float)
-    lse = jax.nn.logsumexp(x, axis=-1)
-    xt = jnp.swapaxes(x, 0, 1)  # (T, B, K)
-    gathered = jnp.take_along_axis(xt, ext[None], axis=2, mode="promise_in_bounds")
-    gathered = lax.optimization_barrier(gathered - jnp.swapaxes(lse, 0, 1)[..., None])
-    return fmt.from_log(gathered), lse
+    shift = jnp.max(x, axis=-1)
+    shift = jnp.where(jnp.isfinite(shift), shift, 0.0)
+    return shift, jnp.log(jnp.sum(jnp.exp(x - shift[..., None]), axis=-1))
+
+
+def _emission(fmt: _Format, x, lse, ext, t):
+    """Frame ``t``'s emission probabilities of the states ``ext`` ``(B, S)``, extended range.
+
+    Gathered from the logits inside the recursions: no ``(T, B, S)`` array of emissions is
+    ever materialised (on CPU, allocating and filling it costs more than the gather).
+    """
+    x_t = lax.dynamic_index_in_dim(x, t, axis=1, keepdims=False)  # (B, K)
+    shift, log_sum = (lax.dynamic_index_in_dim(v, t, axis=1, keepdims=True) for v in lse)
+    gathered = jnp.take_along_axis(x_t, ext, axis=1, mode="promise_in_bounds")
+    return fmt.from_log((gathered.astype(fmt.float) - shift) - log_sum)
 
 
 def _guarded(x, fill):
@@ -188,7 +230,7 @@ def _final_pair(fmt: _Format, m, e, label_lengths):
     return fmt.add3((ma[:, 0], ea[:, 0]), (ma[:, 1], ea[:, 1]), (zero_m, zero_e))
 
 
-def _alpha_scan(fmt: _Format, em, ee, skip, label_lengths, logit_lengths, keep_all: bool):
+def _alpha_scan(fmt: _Format, x, lse, ext, skip, label_lengths, logit_lengths, keep_all: bool):
     """Runs the alpha recursion; returns the sequence probability (and every step's alphas).
 
     The carry ``(B, S + 2)`` has two guard states in front (always zero), so the s-1 and s-2
@@ -197,61 +239,63 @@ def _alpha_scan(fmt: _Format, em, ee, skip, label_lengths, logit_lengths, keep_a
     padding): the probability is read at the sequence's last frame, from the history when it
     is kept, else captured in the loop.
     """
-    steps, batch, states = em.shape
+    steps = x.shape[1]
     zero_e = jnp.asarray(fmt.zero, fmt.int)
-    m0 = jnp.zeros((batch, states + 2), fmt.float).at[:, 2].set(1.0)
-    e0 = jnp.full((batch, states + 2), fmt.zero, fmt.int).at[:, 2].set(0)
+    m0, e0 = _initial_carry(fmt, ext, start=True)
     total0 = _final_pair(fmt, m0, e0, label_lengths)  # the answer for zero frames
+    if steps == 0:
+        return total0, (m0[None, :0], e0[None, :0])
 
-    def advance(m, e, em_t, ee_t):
+    def advance(m, e, t):
         pair = fmt.add3(
             (m[:, 2:], e[:, 2:]),
             (m[:, 1:-1], e[:, 1:-1]),
             (m[:, :-2], jnp.where(skip, e[:, :-2], zero_e)),
         )
-        mn, en = fmt.times(pair, em_t, ee_t)
+        mn, en = fmt.times(pair, *_emission(fmt, x, lse, ext, t))
         return _guarded(mn, 0.0), _guarded(en, fmt.zero)
 
     if keep_all:
 
-        def step(carry, xs):
-            new = advance(*carry, *xs)
+        def step(carry, t):
+            new = advance(*carry, t)
             return new, new
 
-        _, history = lax.scan(step, (m0, e0), (em, ee))
+        _, history = lax.scan(step, (m0, e0), jnp.arange(steps))
         last = jnp.maximum(logit_lengths - 1, 0)
         m_last = jnp.take_along_axis(history[0], last[None, :, None], 0)[0]
         e_last = jnp.take_along_axis(history[1], last[None, :, None], 0)[0]
         total = _final_pair(fmt, m_last, e_last, label_lengths)
         has_frames = logit_lengths > 0
-        total = tuple(jnp.where(has_frames, x, x0) for x, x0 in zip(total, total0))
+        total = tuple(jnp.where(has_frames, v, v0) for v, v0 in zip(total, total0))
         return total, history
 
-    def step(carry, xs):
+    def step(carry, t):
         m, e, total = carry
-        em_t, ee_t, t = xs
-        m, e = advance(m, e, em_t, ee_t)
+        m, e = advance(m, e, t)
         here = _final_pair(fmt, m, e, label_lengths)
         done = t == logit_lengths - 1
-        total = tuple(jnp.where(done, x, x0) for x, x0 in zip(here, total))
+        total = tuple(jnp.where(done, v, v0) for v, v0 in zip(here, total))
         return (m, e, total), None
 
-    (_, _, total), _ = lax.scan(step, (m0, e0, total0), (em, ee, jnp.arange(steps)))
+    (_, _, total), _ = lax.scan(step, (m0, e0, total0), jnp.arange(steps))
     return total, None
 
 
 def _nll(fmt, logits, labels, label_lengths, logit_lengths, blank, keep_all):
     ext, skip = _extended_labels(labels, blank)
-    (em, ee), lse = _emissions(fmt, logits, ext)
-    total, history = _alpha_scan(fmt, em, ee, skip, label_lengths, logit_lengths, keep_all)
+    lse = _normalizer(fmt, logits)  # the log-softmax's (shift, log_sum), (B, T) each
+    total, history = _alpha_scan(
+        fmt, logits, lse, ext, skip, label_lengths, logit_lengths, keep_all
+    )
     nll = -fmt.to_log(*total)
     # NaN logits give a NaN loss rather than a silently wrong one.
     valid = jnp.arange(logits.shape[1])[None, :] < logit_lengths[:, None]
-    nll = nll + jnp.sum(jnp.where(valid, lse, 0.0), axis=1) * 0.0
-    return nll, (ext, skip, em, ee, lse, history, total)
+    nll = nll + jnp.sum(jnp.where(valid, lse[1], 0.0), axis=1) * 0.0
+    return nll, (ext, skip, lse, history, total)
 
 
-def _beta_gamma(fmt: _Format, em, ee, skip, history, total, label_lengths, logit_lengths):
+def _beta_gamma(fmt: _Format, x, lse, ext, skip, history, total, label_lengths, logit_lengths):
     """Runs the beta recursion backwards; returns the state occupancies ``(T, B, S)``.
 
     ``gamma[t, b, s] = alpha_t(s) * beta_t(s) / P`` is the probability that the alignment is
@@ -263,10 +307,12 @@ def _beta_gamma(fmt: _Format, em, ee, skip, history, total, label_lengths, logit
     compiles the mirror image, guards behind, ten times slower). The carry holds
     ``beta_{t+1} * emission_{t+1}``; ``beta_t`` starts at the sequence's last frame.
     """
-    steps, batch, states = em.shape
+    steps = x.shape[1]
+    states = ext.shape[1]
     alpha_m, alpha_e = history  # alpha_t with the guards, (T, B, S + 2)
     p_m, p_e = total
     flip = functools.partial(jnp.flip, axis=-1)
+    ext_reversed = flip(ext)
     # the jump s+2 -> s is allowed where skip[s + 2]; reversed, it comes from two states before
     allowed = flip(jnp.pad(skip[:, 2:], ((0, 0), (0, 2))))
     zero_e = jnp.asarray(fmt.zero, fmt.int)
@@ -277,12 +323,11 @@ def _beta_gamma(fmt: _Format, em, ee, skip, history, total, label_lengths, logit
     init_e = jnp.where(is_final, 0, fmt.zero).astype(fmt.int)
     possible = jnp.isfinite(fmt.to_log(p_m, p_e))
     inv_p = jnp.where(possible, 1.0 / jnp.where(possible, p_m, 1.0), 0.0)[:, None]
-    m0 = jnp.zeros((batch, states + 2), fmt.float)
-    e0 = jnp.full((batch, states + 2), fmt.zero, fmt.int)
+    m0, e0 = _initial_carry(fmt, ext, start=False)
 
     def step(carry, xs):
         m, e = carry
-        em_t, ee_t, am_t, ae_t, t = xs
+        am_t, ae_t, t = xs
         r, big = fmt.add3(
             (m[:, 2:], e[:, 2:]),
             (m[:, 1:-1], e[:, 1:-1]),
@@ -292,10 +337,10 @@ def _beta_gamma(fmt: _Format, em, ee, skip, history, total, label_lengths, logit
         r = jnp.where(start, init_m, r)
         big = jnp.where(start, init_e, big)
         gamma = flip(am_t[:, 2:]) * r * inv_p * fmt.pow2(flip(ae_t[:, 2:]) + big - p_e[:, None])
-        mn, en = fmt.times((r, big), flip(em_t), flip(ee_t))
+        mn, en = fmt.times((r, big), *_emission(fmt, x, lse, ext_reversed, t))
         return (_guarded(mn, 0.0), _guarded(en, fmt.zero)), gamma
 
-    xs = (em, ee, alpha_m, alpha_e, jnp.arange(steps))
+    xs = (alpha_m, alpha_e, jnp.arange(steps))
     _, gamma = lax.scan(step, (m0, e0), xs, reverse=True)
     return gamma
 
@@ -303,16 +348,15 @@ def _beta_gamma(fmt: _Format, em, ee, skip, history, total, label_lengths, logit
 def _occupancy_per_class(gamma, ext, num_classes: int):
     """Sums the state occupancies ``(T, B, S)`` into their classes: ``(B, T, K)``.
 
-    One scatter-add whose updates are whole time rows (a window of ``T`` per state).
+    Per sequence, one scatter-add of whole time rows (a window of ``T`` per state) into a
+    class-major ``(K, T)`` array; vmapped over the batch, so that batch sharding carries over.
     """
-    steps, batch, states = gamma.shape
-    rows = jnp.broadcast_to(jnp.arange(batch)[:, None], (batch, states))
-    indices = jnp.stack([rows, ext], axis=-1)
-    dims = lax.ScatterDimensionNumbers(
-        update_window_dims=(0,), inserted_window_dims=(0, 2), scatter_dims_to_operand_dims=(0, 2)
-    )
-    zeros = jnp.zeros((batch, steps, num_classes), gamma.dtype)
-    return lax.scatter_add(zeros, indices, gamma, dims)
+    steps = gamma.shape[0]
+
+    def one(g, e):  # (T, S), (S,)
+        return jnp.zeros((num_classes, steps), g.dtype).at[e].add(g.T).T
+
+    return jax.vmap(one, in_axes=(1, 0))(gamma, ext)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
@@ -323,24 +367,26 @@ def _ctc_nll(logits, labels, label_lengths, logit_lengths, blank):
 
 def _ctc_nll_fwd(logits, labels, label_lengths, logit_lengths, blank):
     fmt = _FORMATS[jnp.dtype(_compute_dtype(logits.dtype))]
-    nll, (ext, skip, em, ee, lse, history, total) = _nll(
+    nll, (ext, skip, lse, history, total) = _nll(
         fmt, logits, labels, label_lengths, logit_lengths, blank, keep_all=True
     )
-    residuals = (logits, label_lengths, logit_lengths, ext, skip, em, ee, lse, history, total)
+    residuals = (logits, label_lengths, logit_lengths, ext, skip, lse, history, total)
     return nll, residuals
 
 
 def _ctc_nll_bwd(blank, residuals, cotangent):
-    logits, label_lengths, logit_lengths, ext, skip, em, ee, lse, history, total = residuals
+    logits, label_lengths, logit_lengths, ext, skip, lse, history, total = residuals
     fmt = _FORMATS[jnp.dtype(_compute_dtype(logits.dtype))]
     batch, steps, num_classes = logits.shape
-    gamma = _beta_gamma(fmt, em, ee, skip, history, total, label_lengths, logit_lengths)
+    if steps == 0:
+        return jnp.zeros_like(logits), None, None, None
+    gamma = _beta_gamma(fmt, logits, lse, ext, skip, history, total, label_lengths, logit_lengths)
     occupancy = _occupancy_per_class(gamma, jnp.flip(ext, axis=-1), num_classes)  # (B, T, K)
     valid = jnp.arange(steps)[None, :] < logit_lengths[:, None]
     # Impossible sequences (P = 0, loss +inf) get no gradient rather than NaN.
     possible = jnp.isfinite(fmt.to_log(*total))
     scale = jnp.where(possible, cotangent, 0.0).astype(fmt.float)
-    softmax = jnp.exp(logits.astype(fmt.float) - lse[..., None])
+    softmax = jnp.exp((logits.astype(fmt.float) - lse[0][..., None]) - lse[1][..., None])
     grad = (jnp.where(valid[..., None], softmax, 0.0) - occupancy) * scale[:, None, None]
     return grad.astype(logits.dtype), None, None, None
 
@@ -488,7 +534,7 @@ def ctc(
     if jnp.issubdtype(y_true.dtype, jnp.floating):
         y_true = jnp.round(y_true)
     labels, label_lengths = _compact_labels(y_true.astype(jnp.int32), blank)
-    frames = jnp.full((y_pred.shape[0],), y_pred.shape[1], jnp.int32)
+    frames = jnp.full_like(label_lengths, y_pred.shape[1])
     loss = ctc_loss(labels, y_pred, label_lengths, frames, blank, zero_infinity=zero_infinity)
     if normalize_by_target_length:
         loss = loss / jnp.maximum(label_lengths, 1).astype(loss.dtype)

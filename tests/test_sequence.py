@@ -249,6 +249,14 @@ def test_extreme_logits_are_finite_and_peaked_logits_exact():
     assert np.all(np.isfinite(grad))
 
 
+def test_large_logits_keep_float32_precision():
+    # Equal logits of 1e4: the log-softmax must be formed as (x - max) - log(sum), exactly
+    # -log 5, not x - logsumexp(x), which rounds to 1e-3 at 1e4.
+    logits = np.full((1, 8, 5), 1e4, np.float32)
+    expected = brute_force_nll([1, 2], np.zeros((8, 5)), 0)
+    np.testing.assert_allclose(lj.ctc(np.array([[1, 2, 0]]), logits)[0], expected, rtol=1e-6)
+
+
 def test_neg_inf_logits_on_unused_classes():
     rng = np.random.default_rng(6)
     logits = rng.normal(size=(2, 6, 5)).astype(np.float32)
@@ -640,12 +648,25 @@ def _sharded_worker(out: Path) -> None:
     args = [shard(a) for a in (logits, labels, target_lengths, output_lengths)]
     sharded = jax.jit(value_and_grad)(*args)
     assert len(sharded[1].sharding.device_set) == 8
+    # a mesh with explicit axes: every batch-shaped intermediate must stay batch-sharded
+    from jax.sharding import AxisType
+
+    explicit = jax.make_mesh((8,), ("batch",), axis_types=(AxisType.Explicit,))
+    with jax.set_mesh(explicit):
+        put = [
+            jax.device_put(a, NamedSharding(explicit, P("batch", *([None] * (np.ndim(a) - 1)))))
+            for a in (logits, labels, target_lengths, output_lengths)
+        ]
+        explicit_result = jax.jit(value_and_grad)(*put)
+        assert explicit_result[1].sharding.spec[0] == "batch"
     np.savez(
         out / "sharded.npz",
         plain_value=plain[0],
         plain_grad=plain[1],
         sharded_value=sharded[0],
         sharded_grad=sharded[1],
+        explicit_value=explicit_result[0],
+        explicit_grad=explicit_result[1],
     )
 
 
@@ -664,8 +685,9 @@ def test_batch_sharded_inputs_under_jit(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = np.load(tmp_path / "sharded.npz")
-    np.testing.assert_allclose(result["sharded_value"], result["plain_value"], rtol=1e-5)
-    np.testing.assert_allclose(result["sharded_grad"], result["plain_grad"], atol=1e-5)
+    for mode in ("sharded", "explicit"):
+        np.testing.assert_allclose(result[f"{mode}_value"], result["plain_value"], rtol=1e-5)
+        np.testing.assert_allclose(result[f"{mode}_grad"], result["plain_grad"], atol=1e-5)
 
 
 if __name__ == "__main__":
