@@ -53,3 +53,70 @@ def temp_memory_mb(fn: Callable, *args) -> float | None:
 
 def row(bench: str, case: str, impl: str, ms: float, **extra) -> dict:
     return {"bench": bench, "case": case, "impl": impl, "ms": ms, **extra}
+
+
+def optional_import(name: str):
+    """The module ``name``, or None when it is not installed (its columns are then skipped)."""
+    try:
+        return __import__(name)
+    except ImportError:
+        return None
+
+
+def torch_value_and_grad_step(loss: Callable, targets, preds) -> Callable:
+    """A torch step returning ``(value, d value / d preds)``; integer targets become ``long``."""
+    import torch
+
+    pred = torch.tensor(preds, requires_grad=True)
+    dtype = (
+        torch.long
+        if getattr(targets, "dtype", None) is not None and targets.dtype.kind == "i"
+        else torch.float32
+    )
+    true = torch.tensor(targets, dtype=dtype)
+
+    def step():
+        value = loss(true, pred)
+        return value.detach(), torch.autograd.grad(value, pred)[0]
+
+    return step
+
+
+def interleaved_ms(
+    steps: dict[str, Callable], rounds: int, repeats: int, budget_s: float = 0.5
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Interleaved timing: ``(best median ms, paired ratio)`` per step.
+
+    Each round times every step (a median of up to ``repeats`` calls; slow steps make as many
+    as fit in ``budget_s``, at least 2), in an order rotated from round to round. The paired
+    ratio is the median over rounds of a step's time over the first step's in the same round,
+    which a busy machine disturbs far less than the times themselves. Steps must be warm.
+    """
+    names = list(steps)
+    calls = {}
+    for name, step in steps.items():
+        start = time.perf_counter()
+        block(step())
+        calls[name] = max(2, min(repeats, int(budget_s / (time.perf_counter() - start))))
+    per_round: dict[str, list[float]] = {name: [] for name in names}
+    for index in range(rounds):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            per_round[name].append(time_call(steps[name], repeats=calls[name], warmup=0))
+    first = per_round[names[0]]
+    paired = {
+        name: median(t / f for t, f in zip(times, first)) for name, times in per_round.items()
+    }
+    return {name: min(times) for name, times in per_round.items()}, paired
+
+
+def bench_main(run: Callable, doc: str) -> None:
+    """Command line of a benchmark module: ``python -m benchmarks.bench_X [--tiny]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
+    parser.add_argument("--tiny", action="store_true", help="small shapes only (smoke test)")
+    args = parser.parse_args()
+    from benchmarks.run import add_ratios, text_table
+
+    print(text_table(add_ratios(run(tiny=args.tiny))))

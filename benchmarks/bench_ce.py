@@ -16,11 +16,9 @@ Run: ``python -m benchmarks.bench_ce [--tiny]``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from collections.abc import Callable
-from statistics import median
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
@@ -29,19 +27,18 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from benchmarks._harness import block, row, time_call  # noqa: E402
+from benchmarks._harness import (  # noqa: E402
+    bench_main,
+    interleaved_ms,
+    optional_import,
+    row,
+    torch_value_and_grad_step,
+)
 from losses_jax import probabilistic  # noqa: E402
 
 GAMMA, ALPHA = 2.0, 0.25
 FULL_SHAPES = ((4096, 1000), (2048, 32000))
 TINY_SHAPES = ((64, 100),)
-
-
-def optional_import(name: str):
-    try:
-        return __import__(name)
-    except ImportError:
-        return None
 
 
 keras = optional_import("keras")
@@ -117,45 +114,6 @@ def compiled_step(loss: Callable, targets: jax.Array, logits: jax.Array):
     return (lambda: compiled(logits, targets)), compile_s, temp_mb
 
 
-def torch_step(loss: Callable, targets: np.ndarray, logits: np.ndarray) -> Callable:
-    x = torch.tensor(logits, requires_grad=True)
-    t = torch.tensor(targets, dtype=torch.long if targets.dtype.kind == "i" else torch.float32)
-
-    def step():
-        value = loss(t, x)
-        return value.detach(), torch.autograd.grad(value, x)[0]
-
-    return step
-
-
-def interleaved_ms(
-    steps: dict[str, Callable], rounds: int, repeats: int, budget_s: float = 0.5
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Interleaved timing: ``(best median ms, paired ratio)`` per step.
-
-    Each round times every step (a median of up to ``repeats`` calls; slow steps make as many
-    as fit in ``budget_s``, at least 2), in an order rotated from round to round. The paired
-    ratio is the median over rounds of a step's time over the first step's in the same round,
-    which a busy machine disturbs far less than the times themselves. Steps must be warm.
-    """
-    names = list(steps)
-    calls = {}
-    for name, step in steps.items():
-        start = time.perf_counter()
-        block(step())
-        calls[name] = max(2, min(repeats, int(budget_s / (time.perf_counter() - start))))
-    per_round = {name: [] for name in names}
-    for index in range(rounds):
-        shift = index % len(names)
-        for name in names[shift:] + names[:shift]:
-            per_round[name].append(time_call(steps[name], repeats=calls[name], warmup=0))
-    first = per_round[names[0]]
-    paired = {
-        name: median(t / f for t, f in zip(times, first)) for name, times in per_round.items()
-    }
-    return {name: min(times) for name, times in per_round.items()}, paired
-
-
 def bench_case(bench: str, shape: tuple[int, int], rounds: int, repeats: int) -> list[dict]:
     targets_np, logits_np = make_inputs(bench, shape)
     targets, logits = jnp.asarray(targets_np), jnp.asarray(logits_np)
@@ -165,7 +123,7 @@ def bench_case(bench: str, shape: tuple[int, int], rounds: int, repeats: int) ->
         extras[impl] = {"compile_s": compile_s, "temp_mb": temp_mb}
     torch_fn = torch_loss(bench)
     if torch_fn is not None:
-        steps["torch"] = torch_step(torch_fn, targets_np, logits_np)
+        steps["torch"] = torch_value_and_grad_step(torch_fn, targets_np, logits_np)
         extras["torch"] = {"threads": torch.get_num_threads()}
     values = {impl: float(step()[0]) for impl, step in steps.items()}
     times, paired = interleaved_ms(steps, rounds, repeats)
@@ -196,14 +154,5 @@ def run(tiny: bool = False) -> list[dict]:
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tiny", action="store_true", help="one small shape (smoke test)")
-    args = parser.parse_args()
-    from benchmarks.run import add_ratios, text_table
-
-    print(text_table(add_ratios(run(tiny=args.tiny))))
-
-
 if __name__ == "__main__":
-    main()
+    bench_main(run, __doc__)

@@ -18,7 +18,6 @@ Run: ``python -m benchmarks.bench_linear_ce [--tiny]``.
 
 from __future__ import annotations
 
-import argparse
 from statistics import median
 
 import jax
@@ -27,7 +26,14 @@ import numpy as np
 import optax
 
 import losses_jax as lj
-from benchmarks._harness import compile_seconds, row, temp_memory_mb, time_call
+from benchmarks._harness import (
+    bench_main,
+    compile_seconds,
+    optional_import,
+    row,
+    temp_memory_mb,
+    time_call,
+)
 
 BENCH = "linear_ce"
 NAIVE = "optax"
@@ -37,13 +43,6 @@ GROWTH_D = 512
 GROWTH_N = (512, 2048, 8192, 32768)  # at V = 32768
 GROWTH_V = (8192, 32768, 131072, 262144)  # at N = 2048
 CHUNKS = (1024, 2048, 4096, 8192)
-
-
-def optional_import(name: str):
-    try:
-        return __import__(name)
-    except ImportError:
-        return None
 
 
 torch = optional_import("torch")
@@ -165,14 +164,5 @@ def run(tiny: bool = False) -> list[dict]:
     return main_case(MAIN_SHAPE, rounds=7) + chunk_sweep(MAIN_SHAPE, 5) + memory_growth(shapes)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tiny", action="store_true", help="small shapes only (smoke test)")
-    args = parser.parse_args()
-    from benchmarks.run import add_ratios, text_table
-
-    print(text_table(add_ratios(run(tiny=args.tiny))))
-
-
 if __name__ == "__main__":
-    main()
+    bench_main(run, __doc__)

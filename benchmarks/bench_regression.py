@@ -13,7 +13,6 @@ Run: ``python -m benchmarks.bench_regression [--tiny]``.
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Callable
 
@@ -25,21 +24,23 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import losses_jax as lj  # noqa: E402
-from benchmarks._harness import compile_seconds, row, temp_memory_mb, time_call  # noqa: E402
+from benchmarks._harness import (  # noqa: E402
+    bench_main,
+    compile_seconds,
+    interleaved_ms,
+    optional_import,
+    row,
+    temp_memory_mb,
+    torch_value_and_grad_step,
+)
 
 HUBER_DELTA = 1.0
 # (batch, features): one launch-bound and one throughput-bound shape.
 FULL_SHAPES = ((256, 64), (8192, 512))
 TINY_SHAPES = ((32, 8),)
 
-try:
-    import keras
-except ImportError:
-    keras = None
-try:
-    import torch
-except ImportError:
-    torch = None
+keras = optional_import("keras")
+torch = optional_import("torch")
 
 # losses_jax mirrors Keras's class names: bench -> (class name, constructor arguments).
 LOSS_CLASSES = {
@@ -99,26 +100,6 @@ def jax_step(loss: Callable, y: jax.Array, p: jax.Array) -> tuple[Callable, dict
     return (lambda: fast(p, y)), extras
 
 
-def torch_step(loss: Callable, y: np.ndarray, p: np.ndarray) -> Callable:
-    pred = torch.tensor(p, requires_grad=True)
-    true = torch.tensor(y)
-
-    def step():
-        value = loss(true, pred)
-        return value.detach(), torch.autograd.grad(value, pred)[0]
-
-    return step
-
-
-def interleaved_ms(steps: dict[str, Callable], rounds: int, repeats: int) -> dict[str, float]:
-    """Each step's best median over ``rounds`` interleaved rounds of ``repeats`` calls."""
-    best = dict.fromkeys(steps, float("inf"))
-    for _ in range(rounds):
-        for impl, step in steps.items():
-            best[impl] = min(best[impl], time_call(step, repeats=repeats, warmup=1))
-    return best
-
-
 def bench_case(bench: str, shape: tuple[int, int], rounds: int, repeats: int) -> list[dict]:
     rng = np.random.default_rng(0)
     y_np, p_np = (rng.standard_normal(shape).astype(np.float32) for _ in range(2))
@@ -128,10 +109,10 @@ def bench_case(bench: str, shape: tuple[int, int], rounds: int, repeats: int) ->
         steps[impl], extras[impl] = jax_step(loss, y, p)
     torch_fn = torch_loss(bench)
     if torch_fn is not None:
-        steps["torch"] = torch_step(torch_fn, y_np, p_np)
+        steps["torch"] = torch_value_and_grad_step(torch_fn, y_np, p_np)
         extras["torch"] = {"threads": torch.get_num_threads()}
     values = {impl: float(step()[0]) for impl, step in steps.items()}
-    times = interleaved_ms(steps, rounds, repeats)
+    times, paired = interleaved_ms(steps, rounds, repeats)
     reference = values["losses_jax"]
     case = f"N={shape[0]},D={shape[1]}"
     return [
@@ -140,6 +121,7 @@ def bench_case(bench: str, shape: tuple[int, int], rounds: int, repeats: int) ->
             case,
             impl,
             times[impl],
+            paired_ratio=paired[impl],
             rel_err=abs(values[impl] / reference - 1),
             **extras[impl],
         )
@@ -158,14 +140,5 @@ def run(tiny: bool = False) -> list[dict]:
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tiny", action="store_true", help="one small shape (smoke test)")
-    args = parser.parse_args()
-    from benchmarks.run import add_ratios, text_table
-
-    print(text_table(add_ratios(run(tiny=args.tiny))))
-
-
 if __name__ == "__main__":
-    main()
+    bench_main(run, __doc__)
