@@ -245,20 +245,16 @@ def test_every_entry_has_an_extreme_case():
 # --------------------------------------------------------------------------------------
 # extremes whose exact value is known (float64 formulas)
 # --------------------------------------------------------------------------------------
-# Imprecise at large logits (reported in /tmp/bugs.md): CTC clamps logits beyond ~5e4 (wrong
-# finite NLLs) and loses ~1e-4 relative at 1e4; categorical focal forms x - logsumexp(x)
-# unshifted, which rounds log(sum) away (1e30) or to 1e-3 (1e4).
+# CTC clamps logits beyond ~5e4, so logits of 1e30 give a wrong (finite) NLL: reported in
+# /tmp/bugs.md.
 VALUE_BUGS = {
-    *(
-        f"CTC[{opts}]-{case}"
-        for opts in ("default", "normalize_by_target_length=True")
-        for case in ("logits_pm1e30", "logits_pm1e4", "logits_1e4_on_wrong_class")
-    ),
-    *(
-        f"CTC[{opts}]-{case}"
-        for opts in ("mask_index=-1", "zero_infinity=True,mask_index=2")
-        for case in ("logits_pm1e30", "logits_1e4_on_wrong_class")
-    ),
+    f"CTC[{opts}]-logits_pm1e30"
+    for opts in (
+        "default",
+        "normalize_by_target_length=True",
+        "mask_index=-1",
+        "zero_infinity=True,mask_index=2",
+    )
 }
 
 
