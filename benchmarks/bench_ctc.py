@@ -68,7 +68,7 @@ def make_inputs(shape: tuple[int, int, int, int], seed: int = 0):
 
 def jax_losses(labels, target_lengths, output_lengths) -> dict[str, Callable]:
     """``logits -> summed loss`` for every JAX library installed."""
-    steps, max_len = None, labels.shape[1]
+    max_len = labels.shape[1]
     found = {
         "losses_jax": lambda x: jnp.sum(lj.ctc_loss(labels, x, target_lengths, output_lengths)),
     }
@@ -87,7 +87,6 @@ def jax_losses(labels, target_lengths, output_lengths) -> dict[str, Callable]:
             return jnp.sum(keras.ops.ctc_loss(labels, x, target_lengths, output_lengths))
 
         found["keras"] = keras_loss
-    del steps
     return found
 
 

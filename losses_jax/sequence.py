@@ -184,7 +184,7 @@ def _extended_labels(labels, blank: int):
 
 def _initial_carry(fmt: _Format, ext, start: bool):
     """Guarded ``(m, e)`` carries shaped (and sharded) like ``ext``: zero, or 1 at state 0."""
-    guarded = _guarded(ext, 0)
+    guarded = jnp.pad(ext, ((0, 0), (2, 0)))  # two guard states in front
     m0 = jnp.zeros_like(guarded, dtype=fmt.float)
     e0 = jnp.full_like(guarded, fmt.zero, dtype=fmt.int)
     if start:
@@ -215,11 +215,6 @@ def _emission(fmt: _Format, x, lse, ext, t):
     shift, log_sum = (lax.dynamic_index_in_dim(v, t, axis=1, keepdims=True) for v in lse)
     gathered = jnp.take_along_axis(x_t, ext, axis=1, mode="promise_in_bounds")
     return fmt.from_log((gathered.astype(fmt.float) - shift) - log_sum)
-
-
-def _guarded(x, fill):
-    """Prepends two guard states (``fill``) to the last axis."""
-    return jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(2, 0)], constant_values=fill)
 
 
 def _update_states(carry, states):
