@@ -71,12 +71,7 @@ MESHES = {
 }
 
 # (loss, option id, mesh name) -> why the configuration is known to fail (filed in /tmp/bugs.md).
-EXPECTED_FAILURES: dict[tuple[str, str, str], str] = {
-    ("CTC", "default", "batch8_explicit"): (
-        "sequence: batch-shaped constants (jnp.full/zeros in _extended_labels, the scan carries) "
-        "meet batch-sharded labels: ValueError/TypeError under explicit axes; /tmp/bugs.md"
-    ),
-}
+EXPECTED_FAILURES: dict[tuple[str, str, str], str] = {}
 
 
 @dataclasses.dataclass(frozen=True)
