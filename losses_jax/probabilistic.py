@@ -39,6 +39,7 @@ from losses_jax.numerics import (
     match_shapes,
     normalize_axis,
     safe_divide,
+    upcast,
     weighted_sum_of_logs,
 )
 
@@ -212,35 +213,6 @@ def _clip_to_unit_interval(p: jax.Array) -> jax.Array:
 
 
 _clip_to_unit_interval.defvjp(lambda p: (_clip_to_unit_interval(p), None), lambda _, g: (g,))
-
-
-def _upcast(x: jax.Array) -> jax.Array:
-    """``x`` in its accumulation dtype (float32 for float16/bfloat16; otherwise unchanged).
-
-    The gradient is cast back saturating at the finite range of ``x``'s dtype: a probability
-    loss's gradient (``-1/p`` at a clipped ``p`` is ``-1e7``) overflows float16.
-    """
-    if accumulation_dtype(x.dtype) == x.dtype:
-        return x
-    return _saturating_upcast(x)
-
-
-@jax.custom_vjp
-def _saturating_upcast(x: jax.Array) -> jax.Array:
-    return x.astype(accumulation_dtype(x.dtype))
-
-
-def _saturating_upcast_fwd(x):
-    # An empty array carries the input dtype to the backward pass.
-    return _saturating_upcast(x), jnp.zeros((0,), x.dtype)
-
-
-def _saturating_upcast_bwd(dtype_carrier, g):
-    limit = jnp.finfo(dtype_carrier.dtype).max
-    return (jnp.clip(g, -limit, limit).astype(dtype_carrier.dtype),)
-
-
-_saturating_upcast.defvjp(_saturating_upcast_fwd, _saturating_upcast_bwd)
 
 
 def _classes_last(x: jax.Array, axis: int) -> jax.Array:
@@ -459,7 +431,7 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
     targets, y_pred = _dense_inputs(y_true, y_pred, "binary_crossentropy")
     axis = normalize_axis(axis, y_pred.ndim)
     targets = _smooth_binary(targets, label_smoothing)
-    losses = _binary_xent(targets, *_binary_neg_logs(_upcast(y_pred), from_logits))
+    losses = _binary_xent(targets, *_binary_neg_logs(upcast(y_pred), from_logits))
     return jnp.mean(losses, axis=axis).astype(y_pred.dtype)
 
 
@@ -508,7 +480,7 @@ def binary_focal_crossentropy(
     targets, y_pred = _dense_inputs(y_true, y_pred, "binary_focal_crossentropy")
     axis = normalize_axis(axis, y_pred.ndim)
     targets = _smooth_binary(targets, label_smoothing)
-    x = _upcast(y_pred)
+    x = upcast(y_pred)
     if from_logits:
         neg_log_not_p, neg_log_p, p, not_p = _logistic_terms(x)
     else:
@@ -570,7 +542,7 @@ def categorical_crossentropy(
         xent, lse = _softmax_xent_dense(y_pred, targets)
         losses = _add_z_loss(xent, lse, z_loss)
     else:
-        log_p = jnp.log(clip_probabilities(_renormalize(_upcast(y_pred))))
+        log_p = jnp.log(clip_probabilities(_renormalize(upcast(y_pred))))
         losses = -jnp.sum(targets * log_p, axis=-1)
     return losses.astype(y_pred.dtype)
 
@@ -615,7 +587,7 @@ def categorical_focal_crossentropy(
     targets, y_pred = _categorical_inputs(
         y_true, y_pred, label_smoothing, axis, "categorical_focal_crossentropy"
     )
-    x = _upcast(y_pred)
+    x = upcast(y_pred)
     if isinstance(alpha, tuple):
         if len(alpha) != x.shape[-1]:
             raise ValueError(
@@ -681,7 +653,7 @@ def sparse_categorical_crossentropy(
         losses = _add_z_loss(xent, lse, z_loss)
     else:
         check_in_unit_interval(x, "y_pred")
-        p = _upcast(x)
+        p = upcast(x)
         p_label = safe_divide(_take_class(p, labels), jnp.sum(p, axis=-1))
         losses = -jnp.log(clip_probabilities(p_label))
     return jnp.where(valid, losses, 0.0).astype(y_pred.dtype)
@@ -706,7 +678,7 @@ def poisson(y_true, y_pred):
     """
     targets, y_pred = _dense_inputs(y_true, y_pred, "poisson")
     normalize_axis(-1, y_pred.ndim)
-    rate = _upcast(y_pred)
+    rate = upcast(y_pred)
     losses = rate - _weighted_log(targets, jnp.log(rate + EPSILON))
     return jnp.mean(losses, axis=-1).astype(y_pred.dtype)
 
@@ -732,7 +704,7 @@ def kl_divergence(y_true, y_pred):
     targets, y_pred = _dense_inputs(y_true, y_pred, "kl_divergence")
     normalize_axis(-1, y_pred.ndim)
     t = _clip_to_unit_interval(targets)
-    p = _clip_to_unit_interval(_upcast(y_pred))
+    p = _clip_to_unit_interval(upcast(y_pred))
     return jnp.sum(t * (jnp.log(t) - jnp.log(p)), axis=-1).astype(y_pred.dtype)
 
 
@@ -767,7 +739,7 @@ def categorical_generalized_cross_entropy(y_true, y_pred, q=0.5):
     labels = _sparse_labels(y_true, y_pred, axis, "categorical_generalized_cross_entropy")
     check_labels_in_range(labels, y_pred.shape[-1], "y_true")
     check_in_unit_interval(y_pred, "y_pred")
-    p = _upcast(y_pred)
+    p = upcast(y_pred)
     p_label = jnp.where(_valid_labels(labels, p.shape[-1]), _take_class(p, labels), 0.0)
     return ((1.0 - _power(p_label, q)) / q).astype(y_pred.dtype)
 
