@@ -131,14 +131,7 @@ def as_float_array(x, name: str, dtype=None) -> jax.Array:
         >>> as_float_array([1, 2], "y_pred").dtype
         dtype('float32')
     """
-    try:
-        arr = jnp.asarray(x)
-    except TypeError as err:
-        raise TypeError(f"`{name}` must be a numeric array; received {type(x).__name__}.") from err
-    if jnp.issubdtype(arr.dtype, jnp.complexfloating):
-        raise TypeError(f"`{name}` must be real; received complex dtype {arr.dtype}.")
-    if not (jnp.issubdtype(arr.dtype, jnp.number) or arr.dtype == jnp.bool_):
-        raise TypeError(f"`{name}` must be numeric; received dtype {arr.dtype}.")
+    arr = as_label_array(x, name)
     if dtype is not None:
         return arr.astype(dtype)
     if not jnp.issubdtype(arr.dtype, jnp.floating):
@@ -157,10 +150,10 @@ def as_label_array(x, name: str) -> jax.Array:
         arr = jnp.asarray(x)
     except TypeError as err:
         raise TypeError(f"`{name}` must be a numeric array; received {type(x).__name__}.") from err
-    if jnp.issubdtype(arr.dtype, jnp.complexfloating) or not (
-        jnp.issubdtype(arr.dtype, jnp.number) or arr.dtype == jnp.bool_
-    ):
-        raise TypeError(f"`{name}` must be real and numeric; received dtype {arr.dtype}.")
+    if jnp.issubdtype(arr.dtype, jnp.complexfloating):
+        raise TypeError(f"`{name}` must be real; received complex dtype {arr.dtype}.")
+    if not (jnp.issubdtype(arr.dtype, jnp.number) or arr.dtype == jnp.bool_):
+        raise TypeError(f"`{name}` must be numeric; received dtype {arr.dtype}.")
     return arr
 
 
