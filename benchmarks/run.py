@@ -306,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"\nwrote {out / 'RESULTS.md'}"
         + (f" (no chart: {skipped})" if skipped else f" and {out / 'results.png'}")
     )
-    print(f"total {time.perf_counter() - start:.1f} s; {len(errors)} module(s) failed")
+    print(f"total {time.perf_counter() - start:.1f} s; modules with errors: {len(errors)}")
     return 1 if errors else 0
 
 
