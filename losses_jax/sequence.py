@@ -240,9 +240,9 @@ def _alpha_scan(fmt: _Format, x, lse, ext, skip, label_lengths, logit_lengths, k
 
     The carry ``(B, S + 2)`` has two guard states in front (always zero), so the s-1 and s-2
     predecessors are plain slices; a virtual start state (value 1 at s = 0 before the first
-    frame) makes every frame the same step. Frames past a sequence's length keep running (on
-    padding): the probability is read at the sequence's last frame, from the history when it
-    is kept, else captured in the loop.
+    frame) makes every frame the same step. The probability is read at the sequence's last
+    frame: from the history when it is kept (frames past the length run on padding), else
+    from the final carry (frames past the length leave it unchanged).
     """
     steps = x.shape[1]
     zero_e = jnp.asarray(fmt.zero, fmt.int)
@@ -270,21 +270,20 @@ def _alpha_scan(fmt: _Format, x, lse, ext, skip, label_lengths, logit_lengths, k
         last = jnp.maximum(logit_lengths - 1, 0)
         m_last = jnp.take_along_axis(history[0], last[None, :, None], 0)[0]
         e_last = jnp.take_along_axis(history[1], last[None, :, None], 0)[0]
-        total = _final_pair(fmt, m_last, e_last, label_lengths)
-        has_frames = logit_lengths > 0
-        total = tuple(jnp.where(has_frames, v, v0) for v, v0 in zip(total, total0))
-        return total, history
+    else:
+        # Without a history, frames past a sequence's length leave its alphas as they are
+        # (one select per state), and the answer is read once after the loop.
+        def step(carry, t):
+            m, e = carry
+            mn, en = advance(m, e, t)
+            live = (t < logit_lengths)[:, None]
+            return (jnp.where(live, mn, m), jnp.where(live, en, e)), None
 
-    def step(carry, t):
-        m, e, total = carry
-        m, e = advance(m, e, t)
-        here = _final_pair(fmt, m, e, label_lengths)
-        done = t == logit_lengths - 1
-        total = tuple(jnp.where(done, v, v0) for v, v0 in zip(here, total))
-        return (m, e, total), None
-
-    (_, _, total), _ = lax.scan(step, (m0, e0, total0), jnp.arange(steps))
-    return total, None
+        (m_last, e_last), _ = lax.scan(step, (m0, e0), jnp.arange(steps))
+    total = _final_pair(fmt, m_last, e_last, label_lengths)
+    has_frames = logit_lengths > 0
+    total = tuple(jnp.where(has_frames, v, v0) for v, v0 in zip(total, total0))
+    return total, history if keep_all else None
 
 
 def _nll(fmt, logits, labels, label_lengths, logit_lengths, blank, keep_all):
