@@ -231,6 +231,23 @@ def _take_class(x: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.take_along_axis(x, safe[..., None], axis=-1)[..., 0]
 
 
+def _add_at_labels(x: jax.Array, labels: jax.Array, values: jax.Array) -> jax.Array:
+    """``x`` with ``values`` added at ``x[..., labels]``; labels outside ``[0, classes)`` add nothing.
+
+    One scatter of a value per row into ``x``'s buffer. Comparing every entry with its row's
+    label instead would make XLA recompute the per-row terms (and the callers' label
+    masking, fused into them) at every entry: 15% of a sparse cross-entropy step.
+    """
+    classes = x.shape[-1]
+    rows = x.reshape(-1, classes)
+    flat = labels.reshape(-1)
+    flat = jnp.where((flat >= 0) & (flat < classes), flat, classes)  # past the end: dropped
+    rows = rows.at[jnp.arange(rows.shape[0]), flat].add(
+        values.reshape(-1).astype(x.dtype), mode="drop"
+    )
+    return rows.reshape(x.shape)
+
+
 def _exp_shifted(logits: jax.Array):
     """``(x, peak, e, s)``: ``x`` the logits in the accumulation dtype, ``peak`` their (finite)
     max, ``e = exp(x - peak)`` and ``s = sum(e)``, along the last axis."""
@@ -298,8 +315,7 @@ def _softmax_xent_sparse_bwd(residuals, cotangents):
     e, labels, total_exp, dtype_carrier = residuals
     g_xent, g_lse = cotangents
     scale = safe_divide(g_xent + g_lse, total_exp)
-    is_label = jnp.arange(e.shape[-1]) == labels[..., None]
-    d_logits = e * scale[..., None] - jnp.where(is_label, g_xent[..., None], 0.0)
+    d_logits = _add_at_labels(e * scale[..., None], labels, -g_xent)
     return d_logits.astype(dtype_carrier.dtype), None
 
 
