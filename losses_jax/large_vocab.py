@@ -532,7 +532,7 @@ def _per_token_losses(embeddings, classifier, labels, bias, opts, mesh):
     embeddings, classifier, labels, bias = _check_inputs(embeddings, classifier, labels, bias)
     vocab = classifier.shape[1]
     ignore = opts["ignore_class"]
-    check_labels_in_range(labels, vocab, "labels", ignore=ignore)
+    labels = check_labels_in_range(labels, vocab, "labels", ignore=ignore)
     keep = None if ignore is None else labels != ignore
     safe_labels = labels if keep is None else jnp.where(keep, labels, 0)
 

@@ -221,7 +221,7 @@ def _classes_last(x: jax.Array, axis: int) -> jax.Array:
 
 def _renormalize(p: jax.Array) -> jax.Array:
     """``p / sum(p, -1)`` as Keras does before clipping; an all-zero row stays 0."""
-    check_in_unit_interval(p, "y_pred")
+    p = check_in_unit_interval(p, "y_pred")
     return safe_divide(p, jnp.sum(p, axis=-1, keepdims=True))
 
 
@@ -252,10 +252,11 @@ def _exp_shifted(logits: jax.Array):
     """``(x, peak, e, s)``: ``x`` the logits in the accumulation dtype, ``peak`` their (finite)
     max, ``e = exp(x - peak)`` and ``s = sum(e)``, along the last axis."""
     x = logits.astype(accumulation_dtype(logits.dtype))
-    peak = jnp.max(x, axis=-1, keepdims=True)
-    peak = jnp.where(jnp.isfinite(peak), peak, 0.0)
-    e = jnp.exp(x - peak)
-    return x, peak[..., 0], e, jnp.sum(e, axis=-1)
+    # The reduction's initial value keeps an all -inf row finite (its e is then all 0), and
+    # no select on the row's peak is fused into (re-evaluated at) every entry.
+    peak = jnp.max(x, axis=-1, initial=jnp.finfo(x.dtype).min)
+    e = jnp.exp(x - peak[..., None])
+    return x, peak, e, jnp.sum(e, axis=-1)
 
 
 # --------------------------------------------------------------------------------------
@@ -314,7 +315,9 @@ def _softmax_xent_sparse_fwd(logits, labels):
 def _softmax_xent_sparse_bwd(residuals, cotangents):
     e, labels, total_exp, dtype_carrier = residuals
     g_xent, g_lse = cotangents
-    scale = safe_divide(g_xent + g_lse, total_exp)
+    # total_exp >= 1 but for an all -inf row, whose e is all 0 (one op, not safe_divide's
+    # three, runs at every entry).
+    scale = (g_xent + g_lse) / jnp.maximum(total_exp, jnp.finfo(total_exp.dtype).tiny)
     d_logits = _add_at_labels(e * scale[..., None], labels, -g_xent)
     return d_logits.astype(dtype_carrier.dtype), None
 
@@ -403,7 +406,7 @@ def _binary_neg_logs(y_pred: jax.Array, from_logits: bool):
     if from_logits:
         neg_log_not_p, neg_log_p, _, _ = _logistic_terms(y_pred)
         return neg_log_p, neg_log_not_p
-    check_in_unit_interval(y_pred, "y_pred")
+    y_pred = check_in_unit_interval(y_pred, "y_pred")
     p = clip_probabilities(y_pred)
     return -jnp.log(p), -jnp.log1p(-p)
 
@@ -662,14 +665,13 @@ def sparse_categorical_crossentropy(
     axis = normalize_axis(axis, max(y_pred.ndim, 1))
     labels = _sparse_labels(y_true, y_pred, axis, "sparse_categorical_crossentropy")
     x = _classes_last(y_pred, axis)
-    check_labels_in_range(labels, x.shape[-1], "y_true", ignore=ignore_class)
+    labels = check_labels_in_range(labels, x.shape[-1], "y_true", ignore=ignore_class)
     valid = _valid_labels(labels, x.shape[-1], ignore_class)
     if from_logits:
         xent, lse = _softmax_xent_sparse(x, labels)
         losses = _add_z_loss(xent, lse, z_loss)
     else:
-        check_in_unit_interval(x, "y_pred")
-        p = upcast(x)
+        p = upcast(check_in_unit_interval(x, "y_pred"))
         p_label = safe_divide(_take_class(p, labels), jnp.sum(p, axis=-1))
         losses = -jnp.log(clip_probabilities(p_label))
     return jnp.where(valid, losses, 0.0).astype(y_pred.dtype)
@@ -753,9 +755,8 @@ def categorical_generalized_cross_entropy(y_true, y_pred, q=0.5):
     y_pred = as_float_array(y_pred, "y_pred")
     axis = normalize_axis(-1, max(y_pred.ndim, 1))
     labels = _sparse_labels(y_true, y_pred, axis, "categorical_generalized_cross_entropy")
-    check_labels_in_range(labels, y_pred.shape[-1], "y_true")
-    check_in_unit_interval(y_pred, "y_pred")
-    p = upcast(y_pred)
+    labels = check_labels_in_range(labels, y_pred.shape[-1], "y_true")
+    p = upcast(check_in_unit_interval(y_pred, "y_pred"))
     p_label = jnp.where(_valid_labels(labels, p.shape[-1]), _take_class(p, labels), 0.0)
     return ((1.0 - _power(p_label, q)) / q).astype(y_pred.dtype)
 

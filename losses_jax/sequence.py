@@ -430,7 +430,7 @@ def _lengths(lengths, batch: int, maximum: int, name: str):
         )
     if jnp.issubdtype(lengths.dtype, jnp.floating):
         lengths = jnp.round(lengths)
-    checks.check_nonnegative(lengths, name)
+    lengths = checks.check_nonnegative(lengths, name)
     return jnp.clip(lengths.astype(jnp.int32), 0, maximum)
 
 
@@ -478,7 +478,7 @@ def ctc_loss(
     if jnp.issubdtype(target.dtype, jnp.floating):
         target = jnp.round(target)
     target = target.astype(jnp.int32)
-    checks.check_labels_in_range(target, num_classes, "target")
+    target = checks.check_labels_in_range(target, num_classes, "target")
     target = jnp.clip(target, 0, num_classes - 1)
     target_length = _lengths(target_length, batch, target.shape[1], "target_length")
     output_length = _lengths(output_length, batch, steps, "output_length")
