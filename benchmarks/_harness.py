@@ -82,6 +82,41 @@ def torch_value_and_grad_step(loss: Callable, targets, preds) -> Callable:
     return step
 
 
+def jitted_value_and_grad(loss: Callable, targets, preds) -> tuple[Callable, dict]:
+    """``(step, extras)``: one compilation of the jitted ``value_and_grad`` of ``loss(targets,
+    preds)`` with respect to ``preds``; ``extras`` holds its compile seconds and XLA temporary
+    MiB, both from that compilation (no cache answers for it)."""
+    value_and_grad = jax.value_and_grad(lambda pred, true: loss(true, pred))
+    start = time.perf_counter()
+    compiled = jax.jit(value_and_grad).lower(preds, targets).compile()
+    extras = {"compile_s": time.perf_counter() - start}
+    memory = compiled.memory_analysis()
+    extras["temp_mb"] = None if memory is None else memory.temp_size_in_bytes / 2**20
+    return (lambda: compiled(preds, targets)), extras
+
+
+def compared_rows(
+    bench: str, case: str, steps: dict[str, Callable], extras: dict, rounds: int, repeats: int
+) -> list[dict]:
+    """Times ``steps`` (``impl -> step`` returning ``(value, grad)``) interleaved; one row each,
+    with its paired ratio and its value's relative difference from ``losses_jax``'s."""
+    values = {impl: float(step()[0]) for impl, step in steps.items()}
+    times, paired = interleaved_ms(steps, rounds, repeats)
+    reference = values["losses_jax"]
+    return [
+        row(
+            bench,
+            case,
+            impl,
+            times[impl],
+            paired_ratio=paired[impl],
+            rel_err=abs(values[impl] / reference - 1),
+            **extras.get(impl, {}),
+        )
+        for impl in steps
+    ]
+
+
 def interleaved_ms(
     steps: dict[str, Callable], rounds: int, repeats: int, budget_s: float = 0.5
 ) -> tuple[dict[str, float], dict[str, float]]:

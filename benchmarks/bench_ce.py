@@ -17,21 +17,19 @@ Run: ``python -m benchmarks.bench_ce [--tiny]``.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from benchmarks._harness import (  # noqa: E402
     bench_main,
-    interleaved_ms,
+    compared_rows,
+    jitted_value_and_grad,
     optional_import,
-    row,
     torch_value_and_grad_step,
 )
 from losses_jax import probabilistic  # noqa: E402
@@ -102,45 +100,17 @@ def make_inputs(bench: str, shape: tuple[int, int], seed: int = 0):
     return np.eye(shape[1], dtype=np.float32)[labels], logits
 
 
-def compiled_step(loss: Callable, targets: jax.Array, logits: jax.Array):
-    """``(step, compile seconds, XLA temporary MiB)``: one compilation of the jitted
-    ``value_and_grad`` w.r.t. the logits, timed and measured once."""
-    value_and_grad = jax.value_and_grad(lambda x, t: loss(t, x))
-    start = time.perf_counter()
-    compiled = jax.jit(value_and_grad).lower(logits, targets).compile()
-    compile_s = time.perf_counter() - start
-    memory = compiled.memory_analysis()
-    temp_mb = None if memory is None else memory.temp_size_in_bytes / 2**20
-    return (lambda: compiled(logits, targets)), compile_s, temp_mb
-
-
 def bench_case(bench: str, shape: tuple[int, int], rounds: int, repeats: int) -> list[dict]:
     targets_np, logits_np = make_inputs(bench, shape)
     targets, logits = jnp.asarray(targets_np), jnp.asarray(logits_np)
     steps, extras = {}, {}
     for impl, loss in contenders(bench).items():
-        steps[impl], compile_s, temp_mb = compiled_step(loss, targets, logits)
-        extras[impl] = {"compile_s": compile_s, "temp_mb": temp_mb}
+        steps[impl], extras[impl] = jitted_value_and_grad(loss, targets, logits)
     torch_fn = torch_loss(bench)
     if torch_fn is not None:
         steps["torch"] = torch_value_and_grad_step(torch_fn, targets_np, logits_np)
         extras["torch"] = {"threads": torch.get_num_threads()}
-    values = {impl: float(step()[0]) for impl, step in steps.items()}
-    times, paired = interleaved_ms(steps, rounds, repeats)
-    reference = values["losses_jax"]
-    case = f"N={shape[0]},V={shape[1]}"
-    return [
-        row(
-            bench,
-            case,
-            impl,
-            times[impl],
-            paired_ratio=paired[impl],
-            rel_err=abs(values[impl] / reference - 1),
-            **extras[impl],
-        )
-        for impl in steps
-    ]
+    return compared_rows(bench, f"N={shape[0]},V={shape[1]}", steps, extras, rounds, repeats)
 
 
 def run(tiny: bool = False) -> list[dict]:

@@ -18,7 +18,6 @@ from collections.abc import Callable
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
@@ -26,11 +25,9 @@ import optax  # noqa: E402
 import losses_jax as lj  # noqa: E402
 from benchmarks._harness import (  # noqa: E402
     bench_main,
-    compile_seconds,
-    interleaved_ms,
+    compared_rows,
+    jitted_value_and_grad,
     optional_import,
-    row,
-    temp_memory_mb,
     torch_value_and_grad_step,
 )
 
@@ -90,43 +87,18 @@ def jax_contenders(bench: str) -> dict[str, Callable]:
     return {impl: fn for impl, fn in found.items() if fn is not None}
 
 
-def jax_step(loss: Callable, y: jax.Array, p: jax.Array) -> tuple[Callable, dict]:
-    """The jitted value-and-gradient call and its compile seconds and XLA temporary MiB."""
-    value_and_grad = jax.value_and_grad(lambda pred, true: loss(true, pred))
-    # Compile time first: once compiled, JAX's cache would answer instead.
-    extras = {"compile_s": compile_seconds(value_and_grad, p, y)}
-    extras["temp_mb"] = temp_memory_mb(value_and_grad, p, y)
-    fast = jax.jit(value_and_grad)
-    return (lambda: fast(p, y)), extras
-
-
 def bench_case(bench: str, shape: tuple[int, int], rounds: int, repeats: int) -> list[dict]:
     rng = np.random.default_rng(0)
     y_np, p_np = (rng.standard_normal(shape).astype(np.float32) for _ in range(2))
     y, p = jnp.asarray(y_np), jnp.asarray(p_np)
     steps, extras = {}, {}
     for impl, loss in jax_contenders(bench).items():
-        steps[impl], extras[impl] = jax_step(loss, y, p)
+        steps[impl], extras[impl] = jitted_value_and_grad(loss, y, p)
     torch_fn = torch_loss(bench)
     if torch_fn is not None:
         steps["torch"] = torch_value_and_grad_step(torch_fn, y_np, p_np)
         extras["torch"] = {"threads": torch.get_num_threads()}
-    values = {impl: float(step()[0]) for impl, step in steps.items()}
-    times, paired = interleaved_ms(steps, rounds, repeats)
-    reference = values["losses_jax"]
-    case = f"N={shape[0]},D={shape[1]}"
-    return [
-        row(
-            bench,
-            case,
-            impl,
-            times[impl],
-            paired_ratio=paired[impl],
-            rel_err=abs(values[impl] / reference - 1),
-            **extras[impl],
-        )
-        for impl in steps
-    ]
+    return compared_rows(bench, f"N={shape[0]},D={shape[1]}", steps, extras, rounds, repeats)
 
 
 def run(tiny: bool = False) -> list[dict]:
