@@ -117,6 +117,10 @@ def compared_rows(
     ]
 
 
+#: Seconds of sleep before each contender's turn in :func:`interleaved_ms`.
+IDLE_BETWEEN_STEPS_S = 0.02
+
+
 def interleaved_ms(
     steps: dict[str, Callable], rounds: int, repeats: int, budget_s: float = 0.5
 ) -> tuple[dict[str, float], dict[str, float]]:
@@ -137,6 +141,10 @@ def interleaved_ms(
     for index in range(rounds):
         shift = index % len(names)
         for name in names[shift:] + names[:shift]:
+            # A pause lets the previous contender's worker threads go idle: PyTorch's OpenMP
+            # threads spin for a while after each call, and the step timed next (losses_jax in
+            # three rounds of four) would share the two cores with them.
+            time.sleep(IDLE_BETWEEN_STEPS_S)
             per_round[name].append(time_call(steps[name], repeats=calls[name], warmup=0))
     first = per_round[names[0]]
     paired = {

@@ -11,7 +11,7 @@ losses_jax's.
 Benches: ``ce_sparse`` (integer labels), ``ce_categorical`` (one-hot targets), ``focal_binary``
 and ``focal_categorical`` (gamma=2, alpha=0.25).
 
-Run: ``python -m benchmarks.bench_ce [--tiny]``.
+Run: ``python -m benchmarks.bench_ce [--tiny] [--only ce_sparse ...] [--rounds N]``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from benchmarks._harness import (  # noqa: E402
-    bench_main,
     compared_rows,
     jitted_value_and_grad,
     optional_import,
@@ -113,16 +112,31 @@ def bench_case(bench: str, shape: tuple[int, int], rounds: int, repeats: int) ->
     return compared_rows(bench, f"N={shape[0]},V={shape[1]}", steps, extras, rounds, repeats)
 
 
-def run(tiny: bool = False) -> list[dict]:
-    """Rows for every bench and shape (``tiny``: one small shape, a smoke test)."""
-    shapes, rounds, repeats = (TINY_SHAPES, 1, 3) if tiny else (FULL_SHAPES, 7, 10)
+def run(tiny: bool = False, only: list[str] | None = None, rounds: int | None = None) -> list[dict]:
+    """Rows for every bench (or those in ``only``) and shape (``tiny``: one small shape, a smoke
+    test); ``rounds`` overrides the number of interleaved rounds."""
+    shapes, default_rounds, repeats = (TINY_SHAPES, 1, 3) if tiny else (FULL_SHAPES, 7, 10)
     return [
         r
         for bench in CLASSES
+        if not only or bench in only
         for shape in shapes
-        for r in bench_case(bench, shape, rounds, repeats)
+        for r in bench_case(bench, shape, rounds or default_rounds, repeats)
     ]
 
 
+def main() -> None:
+    import argparse
+
+    from benchmarks.run import add_ratios, text_table
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tiny", action="store_true", help="small shapes only (smoke test)")
+    parser.add_argument("--only", nargs="+", choices=list(CLASSES), help="these benches only")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 7)")
+    args = parser.parse_args()
+    print(text_table(add_ratios(run(args.tiny, args.only, args.rounds))))
+
+
 if __name__ == "__main__":
-    bench_main(run, __doc__)
+    main()
