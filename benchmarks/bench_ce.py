@@ -115,7 +115,7 @@ def bench_case(bench: str, shape: tuple[int, int], rounds: int, repeats: int) ->
 def run(tiny: bool = False, only: list[str] | None = None, rounds: int | None = None) -> list[dict]:
     """Rows for every bench (or those in ``only``) and shape (``tiny``: one small shape, a smoke
     test); ``rounds`` overrides the number of interleaved rounds."""
-    shapes, default_rounds, repeats = (TINY_SHAPES, 1, 3) if tiny else (FULL_SHAPES, 7, 10)
+    shapes, default_rounds, repeats = (TINY_SHAPES, 1, 3) if tiny else (FULL_SHAPES, 11, 10)
     return [
         r
         for bench in CLASSES
@@ -133,7 +133,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tiny", action="store_true", help="small shapes only (smoke test)")
     parser.add_argument("--only", nargs="+", choices=list(CLASSES), help="these benches only")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 7)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 11)")
     args = parser.parse_args()
     print(text_table(add_ratios(run(args.tiny, args.only, args.rounds))))
 

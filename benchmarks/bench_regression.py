@@ -103,7 +103,7 @@ def bench_case(bench: str, shape: tuple[int, int], rounds: int, repeats: int) ->
 
 def run(tiny: bool = False) -> list[dict]:
     """Rows for every loss and shape (``tiny``: one small shape, a smoke test)."""
-    shapes, rounds, repeats = (TINY_SHAPES, 1, 3) if tiny else (FULL_SHAPES, 5, 10)
+    shapes, rounds, repeats = (TINY_SHAPES, 1, 3) if tiny else (FULL_SHAPES, 9, 10)
     return [
         r
         for bench in LOSS_CLASSES
