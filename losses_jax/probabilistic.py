@@ -249,8 +249,9 @@ def _add_at_labels(x: jax.Array, labels: jax.Array, values: jax.Array) -> jax.Ar
 
 
 def _exp_shifted(logits: jax.Array):
-    """``(x, peak, e, s)``: ``x`` the logits in the accumulation dtype, ``peak`` their (finite)
-    max, ``e = exp(x - peak)`` and ``s = sum(e)``, along the last axis."""
+    """``(x, peak, e, s)``: ``x`` the logits in the accumulation dtype, ``peak`` their max (at
+    least the dtype's lowest finite value), ``e = exp(x - peak)`` and ``s = sum(e)``, along the
+    last axis."""
     x = logits.astype(accumulation_dtype(logits.dtype))
     # The reduction's initial value keeps an all -inf row finite (its e is then all 0), and
     # no select on the row's peak is fused into (re-evaluated at) every entry.
