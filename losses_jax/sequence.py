@@ -22,8 +22,11 @@ The recursions do not work in log space. Each probability is an *extended-range 
 float32 mantissa ``m`` and a separate int32 exponent ``e``, value ``m * 2**e``. Adding three
 such numbers aligns them to the largest exponent by building powers of two from bits, and one
 multiply applies the emission: a step costs a few dozen integer and float operations per state
-and no ``exp`` or ``log`` (a log-space step costs three ``exp`` and one ``log``). The range is
-``2**(±2**29)``, so no path probability underflows, and the relative precision is float32's.
+and one ``exp``, the emission's (a log-space step costs three ``exp`` and one ``log``). The
+range is ``2**(±2**29)``, so no path probability underflows, and the relative precision is
+float32's. (Rescaling each frame in plain float32 would be cheaper and is wrong: when a target
+needs nearly every frame, the alignments that can still finish trail the others by more than
+float32's range, and the loss comes out ``+inf``.)
 Zero is an exact zero (mantissa 0): float16 and bfloat16 inputs, ``-inf`` logits and
 impossible alignments produce no NaN.
 
