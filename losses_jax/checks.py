@@ -28,16 +28,12 @@ from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
 try:  # checkify's rule registry is internal; without it, fall back on debug_check.
-    from jax._src import checkify as _checkify_rules
-
-    _RULES = (
-        _checkify_rules.error_checks,
-        _checkify_rules.assert_func,
-        _checkify_rules.FailedCheckError,
-        _checkify_rules.get_traceback,
-    )
-except (ImportError, AttributeError):  # pragma: no cover - depends on the JAX version
-    _RULES = None
+    from jax._src.checkify import FailedCheckError as _FailedCheckError
+    from jax._src.checkify import assert_func as _assert_func
+    from jax._src.checkify import error_checks as _error_checks
+    from jax._src.checkify import get_traceback as _get_traceback
+except ImportError:  # pragma: no cover - depends on the JAX version
+    _error_checks = None
 
 __all__ = [
     "check_in_unit_interval",
@@ -85,8 +81,7 @@ def _guard_batch(args, dims, *, message):
 ad.primitive_jvps[_guard_p] = _guard_jvp
 batching.primitive_batchers[_guard_p] = _guard_batch
 
-if _RULES is not None:
-    _error_checks, _assert_func, _FailedCheckError, _get_traceback = _RULES
+if _error_checks is not None:
 
     def _guard_checkify(error, enabled_errors, x, ok, *, message):
         if _FailedCheckError in enabled_errors:
@@ -99,7 +94,7 @@ if _RULES is not None:
 
 def _guard(x: jax.Array, ok: jax.Array, message: str) -> jax.Array:
     """``x``, with the scalar predicate ``ok`` checked under :func:`checked`."""
-    if _RULES is None:  # pragma: no cover - depends on the JAX version
+    if _error_checks is None:  # pragma: no cover - depends on the JAX version
         checkify.debug_check(ok, message)
         return x
     return _guard_p.bind(jnp.asarray(x), jnp.asarray(ok, bool), message=message)
