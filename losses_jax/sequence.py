@@ -113,8 +113,9 @@ class _Format:
         over threads, which costs more than it saves at the sizes of one step.)
         """
         big = jnp.maximum(jnp.maximum(self.exponent(*a), self.exponent(*b)), self.exponent(*c))
-        # 2**(e - E) == float with exponent bits (e - E + bias) == (e - base) with
-        base = big - 2 * self.bias  # E = big - bias, clamped at 0 (zero) below the range
+        # With E = big - bias, 2**(e - E) is the float whose exponent bits are
+        # e - E + bias = e - base (clamped at 0, i.e. zero, below the range).
+        base = big - 2 * self.bias
 
         def aligned(m, e):
             return m * self.to_float(jnp.maximum(e - base, 0) << self.mantissa_bits)
@@ -212,7 +213,8 @@ def _emission(fmt: _Format, x, lse, ext, t):
     """Frame ``t``'s emission probabilities of the states ``ext`` ``(B, S)``, extended range.
 
     Gathered from the logits inside the recursions: no ``(T, B, S)`` array of emissions is
-    ever materialised (on CPU, allocating and filling it costs more than the gather).
+    ever materialised (measured on CPU, building one made the forward pass slower at both
+    benchmark sizes, and the value-and-gradient slower at B=16, T=500).
     """
     x_t = lax.dynamic_index_in_dim(x, t, axis=1, keepdims=False)  # (B, K)
     shift, log_sum = (lax.dynamic_index_in_dim(v, t, axis=1, keepdims=True) for v in lse)
