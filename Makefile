@@ -24,6 +24,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check losses_jax tests examples benchmarks
 	$(BIN)/ruff format --check losses_jax tests examples benchmarks
+	$(BIN)/pyright losses_jax
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

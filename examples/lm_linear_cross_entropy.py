@@ -1,10 +1,10 @@
-"""A tiny causal language model trained with ``linear_cross_entropy`` and optax.
+"""A tiny causal language model trained with ``LinearCrossEntropy`` and optax.
 
 The model (token and position embeddings, one causal self-attention block, an MLP) ends in
 hidden states ``(batch, seq, D)``; the output layer's kernel ``(D, V)`` and bias never meet
-them in a matmul of ours: ``lj.linear_cross_entropy`` takes the hidden states, the kernel and
-the next-token labels and returns the loss (and, under ``jax.grad``, its gradients) without
-forming the ``(batch * seq, V)`` logits.
+them in a matmul of ours: ``lj.LinearCrossEntropy`` takes the next-token labels, the hidden
+states, the kernel and the bias and returns the mean loss (and, under ``jax.grad``, its
+gradients) without forming the ``(batch * seq, V)`` logits.
 
 The data are synthetic: every sequence is one of a few fixed random "phrases" over an
 4096-word vocabulary, cut to a random length and padded. Padding positions carry the label
@@ -37,6 +37,7 @@ PHRASES = 16
 PAD_ID = 0  # input token at padded positions
 IGNORE = -100  # label at padded positions (and nowhere else)
 Z_LOSS = 1e-4
+LOSS = lj.LinearCrossEntropy(ignore_class=IGNORE, z_loss=Z_LOSS)
 
 
 # --------------------------------------------------------------------------------------
@@ -105,13 +106,11 @@ def hidden_states(params: dict, inputs: jax.Array) -> jax.Array:
 # --------------------------------------------------------------------------------------
 def loss_fn(params: dict, inputs: jax.Array, labels: jax.Array) -> jax.Array:
     """Mean next-token cross-entropy (+ z-loss) over non-padding tokens, without logits."""
-    return lj.linear_cross_entropy(
-        hidden_states(params, inputs),
-        params["head"]["kernel"],
+    return LOSS(
         labels,
+        hidden_states(params, inputs),
+        classifier=params["head"]["kernel"],
         bias=params["head"]["bias"],
-        ignore_class=IGNORE,
-        z_loss=Z_LOSS,
     )
 
 

@@ -1,149 +1,31 @@
-"""losses_jax: every Keras 3 loss in pure JAX, plus fast CTC and logit-free large-vocabulary CE.
+"""losses_jax: differentiable loss functions for JAX.
 
-Each loss is a class (configurable, reduces by default) and a per-sample function, with Keras 3's
-names, options and numbers. See the README for the catalogue and the migration notes.
+Every loss is a per-sample function and a :class:`Loss` class that reduces it, with Keras 3's
+names, options and numbers. The families live in :mod:`losses_jax.losses`; everything they
+export is exported here too.
 """
 
-from losses_jax.base import Loss, LossFunctionWrapper, reduce_weighted_values
+from losses_jax import losses
+from losses_jax.base import Loss, LossFunctionWrapper, Reduction, reduce_weighted_values
 from losses_jax.checks import checked
-from losses_jax.hinge import (
-    CategoricalHinge,
-    Hinge,
-    SquaredHinge,
-    categorical_hinge,
-    hinge,
-    squared_hinge,
-)
-from losses_jax.large_vocab import (
-    LinearCrossEntropy,
-    linear_cross_entropy,
-)
-from losses_jax.probabilistic import (
-    BinaryCrossentropy,
-    BinaryFocalCrossentropy,
-    CategoricalCrossentropy,
-    CategoricalFocalCrossentropy,
-    CategoricalGeneralizedCrossEntropy,
-    KLDivergence,
-    Poisson,
-    SparseCategoricalCrossentropy,
-    binary_crossentropy,
-    binary_focal_crossentropy,
-    categorical_crossentropy,
-    categorical_focal_crossentropy,
-    categorical_generalized_cross_entropy,
-    kl_divergence,
-    kld,
-    kullback_leibler_divergence,
-    poisson,
-    sparse_categorical_crossentropy,
-)
+from losses_jax.decoding import ctc_beam_search_decode, ctc_greedy_decode
+from losses_jax.losses import *  # noqa: F403
 from losses_jax.registry import deserialize, get, identifiers, serialize, to_categorical
-from losses_jax.regression import (
-    CosineSimilarity,
-    Huber,
-    LogCosh,
-    MeanAbsoluteError,
-    MeanAbsolutePercentageError,
-    MeanSquaredError,
-    MeanSquaredLogarithmicError,
-    cosine_similarity,
-    huber,
-    huber_loss,
-    log_cosh,
-    logcosh,
-    mae,
-    mape,
-    mean_absolute_error,
-    mean_absolute_percentage_error,
-    mean_squared_error,
-    mean_squared_logarithmic_error,
-    mse,
-    msle,
-)
-from losses_jax.segmentation import (
-    Circle,
-    Dice,
-    Tversky,
-    circle,
-    dice,
-    tversky,
-)
-from losses_jax.sequence import (
-    CTC,
-    ctc,
-    ctc_beam_search_decode,
-    ctc_greedy_decode,
-    ctc_loss,
-)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BinaryCrossentropy",
-    "BinaryFocalCrossentropy",
-    "CTC",
-    "CategoricalCrossentropy",
-    "CategoricalFocalCrossentropy",
-    "CategoricalGeneralizedCrossEntropy",
-    "CategoricalHinge",
-    "Circle",
-    "CosineSimilarity",
-    "Dice",
-    "Hinge",
-    "Huber",
-    "KLDivergence",
-    "LinearCrossEntropy",
-    "LogCosh",
     "Loss",
     "LossFunctionWrapper",
-    "MeanAbsoluteError",
-    "MeanAbsolutePercentageError",
-    "MeanSquaredError",
-    "MeanSquaredLogarithmicError",
-    "Poisson",
-    "SparseCategoricalCrossentropy",
-    "SquaredHinge",
-    "Tversky",
-    "binary_crossentropy",
-    "binary_focal_crossentropy",
-    "categorical_crossentropy",
-    "categorical_focal_crossentropy",
-    "categorical_generalized_cross_entropy",
-    "categorical_hinge",
+    "Reduction",
     "checked",
-    "circle",
-    "cosine_similarity",
-    "ctc",
     "ctc_beam_search_decode",
     "ctc_greedy_decode",
-    "ctc_loss",
     "deserialize",
-    "dice",
     "get",
-    "hinge",
-    "huber",
-    "huber_loss",
     "identifiers",
-    "kl_divergence",
-    "kld",
-    "kullback_leibler_divergence",
-    "linear_cross_entropy",
-    "log_cosh",
-    "logcosh",
-    "mae",
-    "mape",
-    "mean_absolute_error",
-    "mean_absolute_percentage_error",
-    "mean_squared_error",
-    "mean_squared_logarithmic_error",
-    "mse",
-    "msle",
-    "poisson",
     "reduce_weighted_values",
     "serialize",
-    "sparse_categorical_crossentropy",
-    "squared_hinge",
     "to_categorical",
-    "tversky",
 ]
+__all__ += losses.__all__

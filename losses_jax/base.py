@@ -1,8 +1,10 @@
 """The ``Loss`` base class, ``LossFunctionWrapper`` and the one shared reduction.
 
-Every loss in the library is a per-sample function plus a class that calls it and hands the
-result to :func:`reduce_weighted_values`. Sample weighting, masking and reduction are written
-once, here.
+Every loss in the library is a per-sample function plus a :class:`Loss` subclass that names it
+(``function = huber``), takes the function's options in a real ``__init__`` signature, validates
+them once and stores them as read-only attributes. Calling the instance calls the function with
+those options and hands the result to :func:`reduce_weighted_values`: sample weighting, masking
+and reduction are written once, here.
 
 Reductions and their divisors (Keras 3's, exactly)::
 
@@ -19,22 +21,23 @@ closed over or passed as static arguments through :func:`jax.jit`, :func:`jax.vm
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
+import types
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike, DTypeLike
 
-from losses_jax.numerics import (
-    accumulation_dtype,
+from losses_jax._numerics import accumulation_dtype, compute_dtype, safe_divide
+from losses_jax._validation import (
     as_float_array,
     as_label_array,
     check_broadcastable,
-    compute_dtype,
-    safe_divide,
     squeeze_or_expand_to_same_rank,
 )
 
@@ -42,6 +45,7 @@ __all__ = [
     "Loss",
     "LossFunctionWrapper",
     "REDUCTIONS",
+    "Reduction",
     "reduce_weighted_values",
     "standardize_reduction",
 ]
@@ -49,20 +53,55 @@ __all__ = [
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
 
 
-def standardize_reduction(reduction):
-    """Validates ``reduction`` (one of :data:`REDUCTIONS`) and returns it.
+class Reduction:
+    """The reduction names of Keras 2, tf.keras 1.x and R keras, as constants.
+
+    ``AUTO`` (``"auto"``, the default there) means ``"sum_over_batch_size"`` outside a
+    distribution strategy, and that is what it means here.
 
     Examples:
-        >>> standardize_reduction("sum")
-        'sum'
+        >>> lj.MeanSquaredError(reduction=lj.Reduction.AUTO).reduction
+        'sum_over_batch_size'
+        >>> lj.Reduction.all()
+        ('auto', 'none', 'sum', 'sum_over_batch_size')
+    """
+
+    AUTO = "auto"
+    NONE = "none"
+    SUM = "sum"
+    SUM_OVER_BATCH_SIZE = "sum_over_batch_size"
+
+    @classmethod
+    def all(cls) -> tuple[str, ...]:
+        return (cls.AUTO, cls.NONE, cls.SUM, cls.SUM_OVER_BATCH_SIZE)
+
+    @classmethod
+    def validate(cls, key: str) -> None:
+        """Raises ``ValueError`` unless ``key`` is one of :meth:`all` (tf.keras's check)."""
+        if key not in cls.all():
+            raise ValueError(f"Invalid Reduction Key: {key!r}. Expected one of {cls.all()}.")
+
+
+def standardize_reduction(reduction: str | None) -> str | None:
+    """Validates ``reduction`` (one of :data:`REDUCTIONS`, or ``"auto"``) and returns it.
+
+    ``"auto"``, the default of Keras 2 and tf.keras 1.x, is returned as
+    ``"sum_over_batch_size"``, what it means outside a distribution strategy.
+
+    Examples:
+        >>> standardize_reduction("sum"), standardize_reduction("auto")
+        ('sum', 'sum_over_batch_size')
         >>> standardize_reduction("avg")
         Traceback (most recent call last):
         ...
-        ValueError: Invalid value for argument `reduction`: 'avg'. Expected one of ('sum_over_batch_size', 'sum', 'mean', 'mean_with_sample_weight', 'none', None).
+        ValueError: Invalid value for argument `reduction`: 'avg'. Expected one of ('sum_over_batch_size', 'sum', 'mean', 'mean_with_sample_weight', 'none', None) or 'auto'.
     """
+    if reduction == Reduction.AUTO:
+        return "sum_over_batch_size"
     if reduction not in REDUCTIONS:
         raise ValueError(
-            f"Invalid value for argument `reduction`: {reduction!r}. Expected one of {REDUCTIONS}."
+            f"Invalid value for argument `reduction`: {reduction!r}. Expected one of "
+            f"{REDUCTIONS} or 'auto'."
         )
     return reduction
 
@@ -91,12 +130,21 @@ def _align_to(values: jax.Array, weights: jax.Array, name: str) -> jax.Array:
     )
 
 
+def _combine_masks(own_mask: jax.Array, mask: ArrayLike) -> jax.Array:
+    """A loss's own mask and the caller's, which may cover only leading dimensions."""
+    given = as_label_array(mask, "mask") != 0
+    own_mask, given = squeeze_or_expand_to_same_rank(own_mask, given)
+    if given.ndim > own_mask.ndim:
+        return given & _align_to(given, own_mask, "mask")
+    return own_mask & _align_to(own_mask, given, "mask")
+
+
 def reduce_weighted_values(
-    values,
-    sample_weight=None,
-    mask=None,
-    reduction="sum_over_batch_size",
-    dtype=None,
+    values: ArrayLike,
+    sample_weight: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
+    reduction: str | None = "sum_over_batch_size",
+    dtype: DTypeLike | None = None,
 ) -> jax.Array:
     """Weights, masks and reduces per-sample losses, with Keras 3's divisors.
 
@@ -165,12 +213,15 @@ def reduce_weighted_values(
     return safe_divide(total, divisor).astype(out_dtype)
 
 
+_BASE_PARAMETERS = frozenset({"self", "name", "reduction", "dtype"})
+
+
 def _snake_case(name: str) -> str:
     name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
 
-def _freeze(value):
+def _freeze(value: Any) -> Any:
     """A hashable rendering of a config value (lists -> tuples, dicts -> sorted tuples)."""
     if isinstance(value, Mapping):
         return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
@@ -189,14 +240,33 @@ class _FrozenAfterInit(type):
         object.__setattr__(obj, "_frozen", True)
         return obj
 
+    @property
+    def __signature__(cls) -> inspect.Signature:
+        # The constructor's, for help() and IDEs (the generic __call__ above would hide it).
+        signature = inspect.signature(cls.__init__)
+        return signature.replace(parameters=list(signature.parameters.values())[1:])
+
 
 class Loss(metaclass=_FrozenAfterInit):
-    """Base class of every loss: subclass it and implement :meth:`call`.
+    """Base class of every loss.
 
-    ``loss(y_true, y_pred, sample_weight=None, mask=None)`` converts ``y_pred`` (and floating
-    ``y_true``) to the compute ``dtype``, calls ``self.call(y_true, y_pred)`` for per-sample
-    losses and reduces them with :func:`reduce_weighted_values`. Integer labels are kept
-    integer.
+    A library loss names its per-sample ``function`` and lists the function's options in its
+    ``__init__``, validating each and storing it as an attribute of the same name::
+
+        class Huber(Loss):
+            function = huber
+
+            def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="huber_loss",
+                         dtype=None):
+                super().__init__(name=name, reduction=reduction, dtype=dtype)
+                self.delta = check_number(delta, "delta", low=0.0, low_inclusive=False)
+
+    ``loss(y_true, y_pred, sample_weight=None, mask=None, **inputs)`` converts ``y_pred`` (and
+    floating ``y_true``) to the compute ``dtype``, calls :meth:`call` for per-sample losses and
+    reduces them with :func:`reduce_weighted_values`. ``inputs`` are further arrays a loss needs
+    beyond ``(y_true, y_pred)`` (``classifier=`` of :class:`~losses_jax.LinearCrossEntropy`),
+    passed by keyword to ``function``. Integer labels are kept integer. A custom loss may instead
+    override :meth:`call`.
 
     Args:
         name: a name for the loss (default: the class name in snake case).
@@ -216,13 +286,26 @@ class Loss(metaclass=_FrozenAfterInit):
         ('mean_cubic_error', True)
     """
 
-    def __init__(self, name: str | None = None, reduction="sum_over_batch_size", dtype=None):
+    #: The per-sample function; called as ``function(y_true, y_pred, **inputs, **options)``.
+    function: ClassVar[Callable[..., jax.Array] | None] = None
+    #: Whether ``y_true`` holds class ids, kept exact instead of cast to the compute dtype.
+    labels_are_ids: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        name: str | None = None,
+        reduction: str | None = "sum_over_batch_size",
+        dtype: DTypeLike | None = None,
+    ):
         self.name = name or _snake_case(type(self).__name__)
         self.reduction = standardize_reduction(reduction)
         self.dtype = compute_dtype(dtype).name
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        function = cls.__dict__.get("function")
+        if isinstance(function, types.FunctionType):  # stored unbound, called as a plain function
+            cls.function = staticmethod(function)
         _register_pytree(cls)
 
     def __setattr__(self, key, value):
@@ -232,13 +315,50 @@ class Loss(metaclass=_FrozenAfterInit):
             )
         object.__setattr__(self, key, value)
 
-    def __call__(self, y_true, y_pred, sample_weight=None, mask=None) -> jax.Array:
-        y_pred = jax.tree_util.tree_map(lambda x: as_float_array(x, "y_pred", self.dtype), y_pred)
-        y_true = jax.tree_util.tree_map(self._convert_y_true, y_true)
-        losses = self.call(y_true, y_pred)
-        own_mask = self.loss_mask(y_true, y_pred)
+    @classmethod
+    def option_names(cls) -> tuple[str, ...] | None:
+        """The options the constructor takes beyond ``name``, ``reduction`` and ``dtype``.
+
+        ``None`` when the constructor takes arbitrary keywords (:class:`LossFunctionWrapper`).
+        """
+        return _option_names(cls)
+
+    @property
+    def fn(self) -> Callable[..., jax.Array] | None:
+        """The per-sample function (Keras's ``LossFunctionWrapper.fn``)."""
+        return type(self).function
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The options as stored (sequences as tuples), passed to ``function`` on each call."""
+        return {key: getattr(self, key) for key in self.option_names() or () if hasattr(self, key)}
+
+    def __call__(
+        self,
+        y_true: ArrayLike,
+        y_pred: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        mask: ArrayLike | None = None,
+        **inputs: Any,
+    ) -> jax.Array:
+        """The reduced loss; see :func:`reduce_weighted_values` for weights, masks and divisors.
+
+        Args:
+            y_true: targets (class ids for losses on integer labels).
+            y_pred: predictions; converted to the loss's ``dtype``.
+            sample_weight: optional weights: a scalar, one per sample, or per element.
+            mask: optional boolean mask of the per-sample losses (or of leading dimensions).
+            **inputs: further arrays the loss takes by keyword (e.g. ``classifier=``).
+
+        Returns:
+            A scalar, or the weighted per-sample losses for ``reduction=None``/``"none"``.
+        """
+        targets = jax.tree_util.tree_map(self._convert_y_true, y_true)
+        predictions = jax.tree_util.tree_map(self._convert_y_pred, y_pred)
+        losses = self.call(targets, predictions, **inputs)
+        own_mask = self.loss_mask(targets, predictions, losses)
         if own_mask is not None:
-            mask = own_mask if mask is None else jnp.logical_and(mask, own_mask)
+            mask = own_mask if mask is None else _combine_masks(own_mask, mask)
         return reduce_weighted_values(
             losses,
             sample_weight=sample_weight,
@@ -247,17 +367,26 @@ class Loss(metaclass=_FrozenAfterInit):
             dtype=self.dtype,
         )
 
-    def _convert_y_true(self, x):
+    def _convert_y_pred(self, x: ArrayLike) -> jax.Array:
+        return as_float_array(x, "y_pred", self.dtype)
+
+    def _convert_y_true(self, x: ArrayLike) -> jax.Array:
         x = as_label_array(x, "y_true")
-        # Integer labels stay exact: casting ids above 2048 to float16 would corrupt them.
-        return x.astype(self.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
+        if self.labels_are_ids or not jnp.issubdtype(x.dtype, jnp.floating):
+            return x  # ids stay exact: a bfloat16 cast would merge ids above 256
+        return x.astype(self.dtype)
 
-    def call(self, y_true, y_pred) -> jax.Array:
-        """Per-sample losses; subclasses implement this."""
-        raise NotImplementedError(f"{type(self).__name__}.call is not implemented.")
+    def call(self, y_true: jax.Array, y_pred: jax.Array, **inputs: Any) -> jax.Array:
+        """Per-sample losses: ``function(y_true, y_pred, **inputs, **options)``."""
+        function = type(self).function
+        if function is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} sets no `function`; set one or override `call`."
+            )
+        return function(y_true, y_pred, **inputs, **self.options)
 
-    def loss_mask(self, y_true, y_pred) -> jax.Array | None:
-        """Entries of ``self.call``'s output to leave out of the reduction (``None``: keep all).
+    def loss_mask(self, y_true: jax.Array, y_pred: jax.Array, losses: jax.Array) -> Any:
+        """Entries of the per-sample ``losses`` to leave out of the reduction (``None``: none).
 
         Keras attaches such a mask to the losses (e.g. ``ignore_class``); here a subclass
         returns it. It is combined with the caller's ``mask`` by logical and.
@@ -266,18 +395,22 @@ class Loss(metaclass=_FrozenAfterInit):
 
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments; ``type(self).from_config(config)`` rebuilds the loss."""
-        return {"name": self.name, "reduction": self.reduction, "dtype": self.dtype}
+        config = {"name": self.name, "reduction": self.reduction, "dtype": self.dtype}
+        config.update(self.options)
+        return config
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]):
+    def from_config(cls, config: Mapping[str, Any]) -> Loss:
         """Rebuilds a loss from :meth:`get_config`'s output; unknown keys raise ``ValueError``."""
-        valid = _constructor_keys(cls)
-        unknown = sorted(set(config) - valid) if valid is not None else []
-        if unknown:
-            raise ValueError(
-                f"{cls.__name__}.from_config: unknown config keys {unknown}; valid keys are "
-                f"{sorted(valid)}."
-            )
+        names = cls.option_names()
+        if names is not None:
+            valid = _BASE_PARAMETERS.union(names) - {"self"}
+            unknown = sorted(set(config) - valid)
+            if unknown:
+                raise ValueError(
+                    f"{cls.__name__}.from_config: unknown config keys {unknown}; valid keys are "
+                    f"{sorted(valid)}."
+                )
         return cls(**config)
 
     def _identity(self):
@@ -294,22 +427,23 @@ class Loss(metaclass=_FrozenAfterInit):
         return f"{type(self).__name__}({args})"
 
 
-def _constructor_keys(cls) -> set[str] | None:
-    """Keyword names the constructor accepts, following ``**kwargs`` up the MRO (None: any)."""
-    keys: set[str] = set()
+@functools.cache
+def _option_names(cls: type) -> tuple[str, ...] | None:
+    """Keyword names of the constructor, following ``**kwargs`` up the MRO (None: any name)."""
+    names: list[str] = []
     for klass in cls.__mro__:
         if "__init__" not in vars(klass):
             continue
         if klass is LossFunctionWrapper:
             return None  # its **kwargs go to `fn`, whatever they are
         params = inspect.signature(klass.__init__).parameters.values()
-        keys |= {p.name for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD}
+        names += [p.name for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
             break
-    return keys - {"self"}
+    return tuple(dict.fromkeys(n for n in names if n not in _BASE_PARAMETERS))
 
 
-def _register_pytree(cls):
+def _register_pytree(cls: type) -> None:
     # No leaves: the whole object is static auxiliary data, so jit/vmap/tree_map pass it along.
     jax.tree_util.register_pytree_node(cls, lambda loss: ((), loss), lambda loss, _: loss)
 
@@ -338,49 +472,39 @@ class LossFunctionWrapper(Loss):
 
     def __init__(
         self,
-        fn: Callable,
-        reduction="sum_over_batch_size",
+        fn: Callable[..., jax.Array],
+        reduction: str | None = "sum_over_batch_size",
         name: str | None = None,
-        dtype=None,
-        **kwargs,
+        dtype: DTypeLike | None = None,
+        **kwargs: Any,
     ):
         if not callable(fn):
             raise TypeError(f"`fn` must be callable; received {type(fn).__name__}.")
         super().__init__(
             name=name or getattr(fn, "__name__", None), reduction=reduction, dtype=dtype
         )
-        self.fn = fn
+        self._fn = fn
         self._fn_kwargs = dict(kwargs)
 
-    def call(self, y_true, y_pred) -> jax.Array:
+    @property
+    def fn(self) -> Callable[..., jax.Array]:
+        return self._fn
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self._fn_kwargs)
+
+    def call(self, y_true: jax.Array, y_pred: jax.Array, **inputs: Any) -> jax.Array:
         if isinstance(y_true, jax.Array) and isinstance(y_pred, jax.Array):
             y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
-        return self.fn(y_true, y_pred, **self._fn_kwargs)
+        return self._fn(y_true, y_pred, **inputs, **self._fn_kwargs)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        # Subclasses fix `fn` in their constructor and take the kwargs by name.
-        if type(self) is LossFunctionWrapper:
+        if type(self) is LossFunctionWrapper:  # subclasses fix `fn` in their constructor
             config["fn"] = self.fn
-        config.update(self._fn_kwargs)
         return config
 
     def __repr__(self):
-        if type(self) is LossFunctionWrapper:
-            name = getattr(self.fn, "__name__", repr(self.fn))
-            return f"LossFunctionWrapper({name}, kwargs={self._fn_kwargs!r})"
-        return super().__repr__()
-
-
-class FunctionLoss(LossFunctionWrapper):
-    """A loss that is one per-sample function without options (set as ``function``).
-
-    The default ``name`` is the function's name, which is Keras's default name for each of
-    these classes. ``reduction``, ``name`` and ``dtype`` are as for
-    :class:`~losses_jax.base.Loss`.
-    """
-
-    function = None
-
-    def __init__(self, reduction="sum_over_batch_size", name=None, dtype=None):
-        super().__init__(self.function, reduction=reduction, name=name, dtype=dtype)
+        name = getattr(self.fn, "__name__", repr(self.fn))
+        return f"LossFunctionWrapper({name}, kwargs={self._fn_kwargs!r})"

@@ -16,61 +16,33 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike, DTypeLike
 
-from losses_jax.base import Loss
+from losses_jax._validation import is_traced
+from losses_jax.base import Loss, LossFunctionWrapper
+from losses_jax.losses import FAMILIES
 
 __all__ = ["deserialize", "get", "identifiers", "serialize", "to_categorical"]
 
-# identifier -> "module:attribute"; resolved lazily so the table never imports what it names.
-_FAMILIES = {
-    "probabilistic": [
-        "BinaryCrossentropy", "binary_crossentropy",
-        "BinaryFocalCrossentropy", "binary_focal_crossentropy",
-        "CategoricalCrossentropy", "categorical_crossentropy",
-        "CategoricalFocalCrossentropy", "categorical_focal_crossentropy",
-        "SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
-        "Poisson", "poisson",
-        "KLDivergence", "kl_divergence",
-        "CategoricalGeneralizedCrossEntropy", "categorical_generalized_cross_entropy",
-    ],
-    "regression": [
-        "MeanSquaredError", "mean_squared_error",
-        "MeanAbsoluteError", "mean_absolute_error",
-        "MeanAbsolutePercentageError", "mean_absolute_percentage_error",
-        "MeanSquaredLogarithmicError", "mean_squared_logarithmic_error",
-        "CosineSimilarity", "cosine_similarity",
-        "Huber", "huber",
-        "LogCosh", "log_cosh",
-    ],
-    "hinge": ["Hinge", "hinge", "SquaredHinge", "squared_hinge", "CategoricalHinge", "categorical_hinge"],
-    "segmentation": ["Dice", "dice", "Tversky", "tversky", "Circle", "circle"],
-    "sequence": ["CTC", "ctc"],
-    "large_vocab": ["LinearCrossEntropy", "linear_cross_entropy"],
-}  # fmt: skip
 
-_ALIASES = {
-    "bce": "binary_crossentropy",
-    "BCE": "binary_crossentropy",
-    "kld": "kl_divergence",
-    "KLD": "kl_divergence",
-    "kullback_leibler_divergence": "kl_divergence",
-    "mae": "mean_absolute_error",
-    "MAE": "mean_absolute_error",
-    "mse": "mean_squared_error",
-    "MSE": "mean_squared_error",
-    "mape": "mean_absolute_percentage_error",
-    "MAPE": "mean_absolute_percentage_error",
-    "msle": "mean_squared_logarithmic_error",
-    "MSLE": "mean_squared_logarithmic_error",
-    "huber_loss": "huber",
-    "logcosh": "log_cosh",
-}
+def _loss_table() -> dict[str, Any]:
+    """Identifier -> object, derived from the families' ``__all__``.
 
-_TABLE = {
-    name: f"losses_jax.{module}:{name}" for module, names in _FAMILIES.items() for name in names
-}
-_TABLE.update({"Loss": "losses_jax.base:Loss"})
-_TABLE.update({"LossFunctionWrapper": "losses_jax.base:LossFunctionWrapper"})
+    Every :class:`~losses_jax.Loss` class of a family is registered under its name, and every
+    name bound to the ``function`` of one of those classes (aliases included) under that name.
+    """
+    table: dict[str, Any] = {"Loss": Loss, "LossFunctionWrapper": LossFunctionWrapper}
+    for family in FAMILIES:
+        public = {name: getattr(family, name) for name in family.__all__}
+        classes = [obj for obj in public.values() if inspect.isclass(obj) and issubclass(obj, Loss)]
+        functions = {cls.function for cls in classes}
+        for name, obj in public.items():
+            if obj in classes or obj in functions:
+                table[name] = obj
+    return table
+
+
+_TABLE = _loss_table()
 
 
 def identifiers() -> list[str]:
@@ -80,10 +52,10 @@ def identifiers() -> list[str]:
         >>> "mse" in identifiers() and "CategoricalCrossentropy" in identifiers()
         True
     """
-    return sorted([*_TABLE, *_ALIASES])
+    return sorted(_TABLE)
 
 
-def _import(path: str):
+def _import(path: str) -> Any:
     module, _, attr = path.partition(":")
     obj = importlib.import_module(module)
     for part in attr.split("."):
@@ -91,35 +63,30 @@ def _import(path: str):
     return obj
 
 
-def _resolve_name(name: str):
-    path = _TABLE.get(_ALIASES.get(name, name))
-    if path is None:
-        if ":" in name:  # a user function serialized as "module:qualname"
-            try:
-                return _import(name)
-            except (ImportError, AttributeError) as err:
-                raise ValueError(f"Could not import loss {name!r}: {err}") from None
-        close = difflib.get_close_matches(name, identifiers(), n=3, cutoff=0.6)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(
-            f"Unknown loss identifier {name!r}.{hint} See losses_jax.identifiers() for all names."
-        )
-    return _import(path)
+def _resolve_name(name: str) -> Any:
+    if name in _TABLE:
+        return _TABLE[name]
+    if ":" in name:  # a user function serialized as "module:qualname"
+        try:
+            return _import(name)
+        except (ImportError, AttributeError) as err:
+            raise ValueError(f"Could not import loss {name!r}: {err}") from None
+    close = difflib.get_close_matches(name, identifiers(), n=3, cutoff=0.6)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise ValueError(
+        f"Unknown loss identifier {name!r}.{hint} See losses_jax.identifiers() for all names."
+    )
 
 
-def _name_of_function(fn: Callable) -> str:
-    """The registered name of a library function, else ``"module:qualname"``."""
-    for name, path in _TABLE.items():
-        if path.startswith("losses_jax.") and not name[0].isupper():
-            try:
-                if _import(path) is fn:
-                    return name
-            except (ImportError, AttributeError):
-                continue
+def _name_of_function(fn: Callable[..., Any]) -> str:
+    """The registered name of a library function (its own, not an alias), else "module:qualname"."""
+    name = getattr(fn, "__name__", None)
+    if name is not None and _TABLE.get(name) is fn:
+        return name
     return f"{fn.__module__}:{fn.__qualname__}"
 
 
-def _encode(value):
+def _encode(value: Any) -> Any:
     if isinstance(value, (jax.Array, np.ndarray)):
         return np.asarray(value).tolist()
     if isinstance(value, tuple):
@@ -129,7 +96,7 @@ def _encode(value):
     return value
 
 
-def serialize(loss) -> dict[str, Any] | str:
+def serialize(loss: Any) -> dict[str, Any] | str:
     """A JSON-friendly description of a loss instance (dict) or loss function (its name).
 
     Examples:
@@ -140,7 +107,7 @@ def serialize(loss) -> dict[str, Any] | str:
     """
     if isinstance(loss, Loss):
         cls = type(loss)
-        known = _TABLE.get(cls.__name__) == f"{cls.__module__}:{cls.__name__}"
+        known = _TABLE.get(cls.__name__) is cls
         class_name = cls.__name__ if known else f"{cls.__module__}:{cls.__qualname__}"
         config = {k: _encode(v) for k, v in loss.get_config().items()}
         return {"class_name": class_name, "config": config}
@@ -149,7 +116,7 @@ def serialize(loss) -> dict[str, Any] | str:
     raise TypeError(f"Cannot serialize {loss!r}: expected a Loss instance or a function.")
 
 
-def deserialize(config: Mapping[str, Any] | str):
+def deserialize(config: Mapping[str, Any] | str) -> Any:
     """Inverse of :func:`serialize`.
 
     Examples:
@@ -173,7 +140,7 @@ def deserialize(config: Mapping[str, Any] | str):
     return cls.from_config(kwargs)
 
 
-def get(identifier):
+def get(identifier: Any) -> Any:
     """Retrieves a loss from a string, a config dict, a callable or ``None``.
 
     A class name gives a default instance; a function name or alias gives the per-sample
@@ -200,7 +167,9 @@ def get(identifier):
     return obj() if inspect.isclass(obj) else obj
 
 
-def to_categorical(labels, num_classes: int | None = None, dtype="float32") -> jax.Array:
+def to_categorical(
+    labels: ArrayLike, num_classes: int | None = None, dtype: DTypeLike = "float32"
+) -> jax.Array:
     """One-hot encodes integer ``labels`` of shape ``(...)`` to ``(..., num_classes)``.
 
     As in Keras, a trailing dimension of size 1 is dropped first (``(B, 1)`` gives
@@ -213,7 +182,7 @@ def to_categorical(labels, num_classes: int | None = None, dtype="float32") -> j
     """
     labels = jnp.asarray(labels)
     if not jnp.issubdtype(labels.dtype, jnp.integer):
-        if isinstance(labels, jax.core.Tracer):
+        if is_traced(labels):
             labels = labels.astype(jnp.int32)
         elif not np.all(np.mod(np.asarray(labels), 1) == 0):
             raise TypeError(f"`labels` must hold integers; received dtype {labels.dtype}.")
@@ -221,7 +190,7 @@ def to_categorical(labels, num_classes: int | None = None, dtype="float32") -> j
     if labels.ndim > 1 and labels.shape[-1] == 1:
         labels = labels[..., 0]
     if num_classes is None:
-        if isinstance(labels, jax.core.Tracer):
+        if is_traced(labels):
             raise ValueError("`num_classes` must be given when `labels` are traced (under jit).")
         num_classes = int(np.max(np.asarray(labels), initial=-1)) + 1
     return jax.nn.one_hot(labels, num_classes, dtype=dtype)

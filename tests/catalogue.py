@@ -3,7 +3,9 @@
 Each :class:`Entry` says how to build its class with each option combination worth testing and
 how to generate valid, seeded random inputs of a given batch shape, and which kind of values
 ``y_pred`` holds (logits, probabilities, real values, embeddings, ...), so that the extreme
-input, low-precision, property and gradient tests can run over the whole catalogue.
+input, low-precision, property and gradient tests can run over the whole catalogue. Each entry
+also carries its float64 NumPy reference (``tests/references.py``): the per-sample values and,
+where an analytic one is known, the gradient.
 
 Shapes: ``batch_shape`` is the leading (batch) dimensions of the per-sample loss; the generators
 add the feature/class/time dimensions each loss needs (``Entry.max_batch_rank`` bounds it).
@@ -19,6 +21,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import references as ref
 
 import losses_jax as lj
 
@@ -58,6 +61,11 @@ class Entry:
         activation: "sigmoid"/"softmax" for losses with ``from_logits`` (maps logits to the
             probabilities ``from_logits=False`` expects), else None.
         max_batch_rank: the largest ``len(batch_shape)`` the loss accepts.
+        reference: the float64 NumPy reference of the per-sample values,
+            ``(y_true, y_pred, **extra, **options) -> values`` (see tests/references.py;
+            :func:`references.reference_values` applies it to :class:`Inputs`).
+        reference_grad: ``(y_true, y_pred, **options) -> d sum(values) / d y_pred`` in float64,
+            for the losses with an analytic gradient reference, else None.
     """
 
     name: str
@@ -68,6 +76,8 @@ class Entry:
     sparse_labels: bool = False
     activation: str | None = None
     max_batch_rank: int = 2
+    reference: Callable[..., np.ndarray] | None = None
+    reference_grad: Callable[..., np.ndarray] | None = None
 
     @property
     def cls(self) -> type:
@@ -268,6 +278,7 @@ ENTRIES: tuple[Entry, ...] = (
         _binary_inputs,
         _logits_or_probabilities,
         activation="sigmoid",
+        reference=ref.binary_crossentropy,
     ),
     Entry(
         "BinaryFocalCrossentropy",
@@ -282,6 +293,7 @@ ENTRIES: tuple[Entry, ...] = (
         _binary_inputs,
         _logits_or_probabilities,
         activation="sigmoid",
+        reference=ref.binary_focal_crossentropy,
     ),
     Entry(
         "CategoricalCrossentropy",
@@ -296,6 +308,7 @@ ENTRIES: tuple[Entry, ...] = (
         _logits_or_probabilities,
         default_width=NUM_CLASSES,
         activation="softmax",
+        reference=ref.categorical_crossentropy,
     ),
     Entry(
         "CategoricalFocalCrossentropy",
@@ -310,6 +323,7 @@ ENTRIES: tuple[Entry, ...] = (
         _logits_or_probabilities,
         default_width=NUM_CLASSES,
         activation="softmax",
+        reference=ref.categorical_focal_crossentropy,
     ),
     Entry(
         "SparseCategoricalCrossentropy",
@@ -325,14 +339,16 @@ ENTRIES: tuple[Entry, ...] = (
         default_width=NUM_CLASSES,
         sparse_labels=True,
         activation="softmax",
+        reference=ref.sparse_categorical_crossentropy,
     ),
-    Entry("Poisson", _PLAIN, _poisson_inputs, _constant("rates")),
+    Entry("Poisson", _PLAIN, _poisson_inputs, _constant("rates"), reference=ref.poisson),
     Entry(
         "KLDivergence",
         _PLAIN,
         _distribution_inputs,
         _constant("distribution"),
         default_width=NUM_CLASSES,
+        reference=ref.kl_divergence,
     ),
     Entry(
         "CategoricalGeneralizedCrossEntropy",
@@ -342,32 +358,107 @@ ENTRIES: tuple[Entry, ...] = (
         default_width=NUM_CLASSES,
         sparse_labels=True,
         max_batch_rank=1,
+        reference=ref.categorical_generalized_cross_entropy,
     ),
     # regression
-    Entry("MeanSquaredError", _PLAIN, _real_inputs, _constant("real")),
-    Entry("MeanAbsoluteError", _PLAIN, _real_inputs, _constant("real")),
-    Entry("MeanAbsolutePercentageError", _PLAIN, _percentage_inputs, _constant("real")),
-    Entry("MeanSquaredLogarithmicError", _PLAIN, _positive_inputs, _constant("rates")),
-    Entry("CosineSimilarity", ({}, {"axis": 1}), _real_inputs, _constant("real")),
-    Entry("Huber", ({}, {"delta": 0.5}, {"delta": 2.0}), _real_inputs, _constant("real")),
-    Entry("LogCosh", _PLAIN, _real_inputs, _constant("real")),
+    Entry(
+        "MeanSquaredError",
+        _PLAIN,
+        _real_inputs,
+        _constant("real"),
+        reference=ref.mean_squared_error,
+        reference_grad=ref.grad_mean_squared_error,
+    ),
+    Entry(
+        "MeanAbsoluteError",
+        _PLAIN,
+        _real_inputs,
+        _constant("real"),
+        reference=ref.mean_absolute_error,
+        reference_grad=ref.grad_mean_absolute_error,
+    ),
+    Entry(
+        "MeanAbsolutePercentageError",
+        _PLAIN,
+        _percentage_inputs,
+        _constant("real"),
+        reference=ref.mean_absolute_percentage_error,
+        reference_grad=ref.grad_mean_absolute_percentage_error,
+    ),
+    Entry(
+        "MeanSquaredLogarithmicError",
+        _PLAIN,
+        _positive_inputs,
+        _constant("rates"),
+        reference=ref.mean_squared_logarithmic_error,
+        reference_grad=ref.grad_mean_squared_logarithmic_error,
+    ),
+    Entry(
+        "CosineSimilarity",
+        ({}, {"axis": 1}),
+        _real_inputs,
+        _constant("real"),
+        reference=ref.cosine_similarity,
+        reference_grad=ref.grad_cosine_similarity,
+    ),
+    Entry(
+        "Huber",
+        ({}, {"delta": 0.5}, {"delta": 2.0}),
+        _real_inputs,
+        _constant("real"),
+        reference=ref.huber,
+        reference_grad=ref.grad_huber,
+    ),
+    Entry(
+        "LogCosh",
+        _PLAIN,
+        _real_inputs,
+        _constant("real"),
+        reference=ref.log_cosh,
+        reference_grad=ref.grad_log_cosh,
+    ),
     # hinge
-    Entry("Hinge", _PLAIN, _hinge_inputs, _constant("real")),
-    Entry("SquaredHinge", _PLAIN, _hinge_inputs, _constant("real")),
+    Entry(
+        "Hinge",
+        _PLAIN,
+        _hinge_inputs,
+        _constant("real"),
+        reference=ref.hinge,
+        reference_grad=ref.grad_hinge,
+    ),
+    Entry(
+        "SquaredHinge",
+        _PLAIN,
+        _hinge_inputs,
+        _constant("real"),
+        reference=ref.squared_hinge,
+        reference_grad=ref.grad_squared_hinge,
+    ),
     Entry(
         "CategoricalHinge",
         _PLAIN,
         _categorical_score_inputs,
         _constant("real"),
         default_width=NUM_CLASSES,
+        reference=ref.categorical_hinge,
+        reference_grad=ref.grad_categorical_hinge,
     ),
     # segmentation and similarity
-    Entry("Dice", ({}, {"axis": -1}), _mask_inputs, _constant("masks")),
+    Entry(
+        "Dice",
+        ({}, {"axis": -1}),
+        _mask_inputs,
+        _constant("masks"),
+        reference=ref.dice,
+        reference_grad=ref.grad_dice,
+    ),
     Entry(
         "Tversky",
         ({}, {"alpha": 0.2, "beta": 0.8}, {"alpha": 0.7, "beta": 0.3, "axis": -1}),
         _mask_inputs,
         _constant("masks"),
+        reference=ref.tversky,
+        reference_grad=ref.grad_tversky,
     ),
     Entry(
         "Circle",
@@ -377,6 +468,7 @@ ENTRIES: tuple[Entry, ...] = (
         default_width=EMBED_DIM,
         sparse_labels=True,
         max_batch_rank=1,
+        reference=ref.circle,
     ),
     # sequence
     Entry(
@@ -392,6 +484,7 @@ ENTRIES: tuple[Entry, ...] = (
         default_width=NUM_CLASSES,
         sparse_labels=True,
         max_batch_rank=1,
+        reference=ref.ctc,
     ),
     # large vocabulary
     Entry(
@@ -407,6 +500,7 @@ ENTRIES: tuple[Entry, ...] = (
         _constant("embeddings"),
         default_width=VOCAB,
         sparse_labels=True,
+        reference=ref.linear_cross_entropy,
     ),
 )
 

@@ -101,17 +101,9 @@ BAD_VALUES = [
     ],
 ]
 
-# Checks that losses_jax does not make yet: reported in /tmp/bugs.md (the lead wires them).
-NOT_WIRED: set[str] = set()
-
 
 def bad_value_params():
-    bug = pytest.mark.xfail(strict=True, reason="bug: see report")
-    return [
-        pytest.param(case, id=case.id, marks=[bug] if case.name in NOT_WIRED else [])
-        for case in BAD_VALUES
-        if BY_NAME[case.name].available
-    ]
+    return [pytest.param(case, id=case.id) for case in BAD_VALUES if BY_NAME[case.name].available]
 
 
 def loss_on(entry, options):

@@ -45,13 +45,8 @@ def _shape_text(shape) -> str:
     return str(tuple(shape))
 
 
-# Misuses whose error is not yet clear: reported in /tmp/bugs.md, fixed by the module owners.
-KNOWN_BUGS: set[str] = set()
-
-
 def misuse_params(misuses: list[Misuse]):
-    bug = pytest.mark.xfail(strict=True, reason="bug: see report")
-    return [pytest.param(m, id=m.id, marks=[bug] if m.id in KNOWN_BUGS else []) for m in misuses]
+    return [pytest.param(m, id=m.id) for m in misuses]
 
 
 def assert_raises_clearly(misuse: Misuse, jit: bool):
@@ -336,3 +331,38 @@ def test_deserialize_rejects_unknown_keys(name):
     config = {"class_name": name, "config": {"not_an_option": 1}}
     with pytest.raises((ValueError, TypeError), match="not_an_option"):
         lj.deserialize(config)
+
+
+# --------------------------------------------------------------------------------------
+# integer class ids given to a loss that takes one-hot (or multi-label) targets
+# --------------------------------------------------------------------------------------
+_IDS = np.array([[1], [0], [3], [2]], np.int32)  # (B, 1): the most common Keras mistake
+_SCORES = np.zeros((4, NUM_CLASSES), np.float32)
+
+SAME_SHAPE_MISUSES = [
+    Misuse(
+        f"{name}-class-ids",
+        partial(lambda loss, y_true, y_pred: loss(y_true, y_pred), getattr(lj, name)()),
+        (_IDS, _SCORES),
+        ("same shape", "(4, 1)", f"(4, {NUM_CLASSES})", "SparseCategoricalCrossentropy"),
+    )
+    for name in (
+        "CategoricalCrossentropy",
+        "CategoricalFocalCrossentropy",
+        "BinaryCrossentropy",
+        "BinaryFocalCrossentropy",
+    )
+] + [
+    Misuse(
+        "categorical_crossentropy-wider-targets",
+        lambda y_true, y_pred: lj.categorical_crossentropy(y_true, y_pred),
+        (np.zeros((4, 1, NUM_CLASSES), np.float32), np.zeros((4, 3, NUM_CLASSES), np.float32)),
+        ("same shape", f"(4, 1, {NUM_CLASSES})", f"(4, 3, {NUM_CLASSES})"),
+    ),
+]
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("misuse", misuse_params(SAME_SHAPE_MISUSES))
+def test_class_ids_given_to_a_dense_target_loss(misuse, jit):
+    assert_raises_clearly(misuse, jit)

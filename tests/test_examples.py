@@ -2,10 +2,13 @@
 
 Each example is loaded from its file and its ``main`` called (the demo runs as a script with
 ``--quick``). References are independent: float64 NumPy formulas, textbook values, Keras.
+An example whose optional dependencies (the ``examples`` extra: flax, scikit-learn,
+matplotlib, tqdm, optax; and Keras) are not installed is skipped, not failed.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import importlib.util
 import json
@@ -22,9 +25,38 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
 
+# Top-level modules of the optional dependencies the examples import.
+OPTIONAL_MODULES = ("flax", "sklearn", "matplotlib", "tqdm", "optax", "keras")
+
+
+def imported_modules(name: str, seen: frozenset = frozenset()) -> set[str]:
+    """Top-level modules ``examples/<name>.py`` imports, with those of the examples it imports."""
+    tree = ast.parse((EXAMPLES / f"{name}.py").read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.partition(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.partition(".")[0])
+    for module in sorted(found - seen - {name}):
+        if (EXAMPLES / f"{module}.py").exists():  # another example module, e.g. _demo_data
+            found |= imported_modules(module, seen | {name})
+    return found
+
+
+def require_extras(name: str) -> None:
+    """Skips the calling test unless every optional dependency of the example is importable."""
+    for module in sorted(imported_modules(name) & set(OPTIONAL_MODULES)):
+        pytest.importorskip(module, reason=f"examples/{name}.py needs {module} (`examples` extra)")
+
+
 @functools.cache
 def load_example(name: str):
-    """Imports ``examples/<name>.py`` once as a module (examples/ is not a package)."""
+    """Imports ``examples/<name>.py`` once as a module (examples/ is not a package).
+
+    The test calling it is skipped when the example's optional dependencies are missing.
+    """
+    require_extras(name)
     if str(EXAMPLES) not in sys.path:
         sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
@@ -166,6 +198,7 @@ def test_sequence_metrics():
 
 
 def test_demo_quick_run(tmp_path):
+    require_extras("demo")
     start = time.perf_counter()
     completed = subprocess.run(
         [sys.executable, str(EXAMPLES / "demo.py"), "--quick", "--out", str(tmp_path)],

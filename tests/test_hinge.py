@@ -1,14 +1,14 @@
-"""Hinge losses against Keras 3 (JAX backend), Keras's published numbers and NumPy formulas."""
+"""Hinge losses against Keras 3 (JAX backend), Keras's published numbers and float64 NumPy
+formulas (tests/references.py)."""
 
 from __future__ import annotations
-
-import importlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_regression import (
+import references as ref
+from helpers import (
     ParityCase,
     assert_config_round_trip,
     assert_finite_value_and_grad,
@@ -18,49 +18,9 @@ from test_regression import (
     parity_params,
 )
 
-# `losses_jax.hinge` as an attribute is the re-exported function; import the module by path.
-hl = importlib.import_module("losses_jax.hinge")
+from losses_jax.losses import margin as hl
+
 SHAPE = (4, 3, 5)
-
-
-# --------------------------------------------------------------------------------------
-# float64 NumPy references
-# --------------------------------------------------------------------------------------
-def np_signed(t):
-    """Keras maps labels to -1/1 only when every label is 0 or 1."""
-    return 2.0 * t - 1.0 if np.all((t == 0) | (t == 1)) else t
-
-
-def np_hinge(t, p):
-    return np.mean(np.maximum(1.0 - np_signed(t) * p, 0.0), axis=-1)
-
-
-def np_squared_hinge(t, p):
-    return np.mean(np.maximum(1.0 - np_signed(t) * p, 0.0) ** 2, axis=-1)
-
-
-def np_categorical_hinge(t, p):
-    pos = np.sum(t * p, axis=-1)
-    neg = np.max((1.0 - t) * p, axis=-1)
-    return np.maximum(neg - pos + 1.0, 0.0)
-
-
-def np_grad_hinge(t, p):
-    y = np_signed(t)
-    return -y * (1.0 - y * p > 0) / p.shape[-1]
-
-
-def np_grad_squared_hinge(t, p):
-    y = np_signed(t)
-    return -2.0 * y * np.maximum(1.0 - y * p, 0.0) / p.shape[-1]
-
-
-def np_grad_categorical_hinge(t, p):
-    others = (1.0 - t) * p
-    best = np.argmax(others, axis=-1)[..., None]
-    active = (np_categorical_hinge(t, p) > 0)[..., None]
-    best_one_hot = np.arange(p.shape[-1]) == best
-    return active * (best_one_hot * (1.0 - t) - t)
 
 
 def binary_pair(rng, shape=SHAPE):
@@ -78,11 +38,11 @@ def one_hot_pair(rng, shape=SHAPE):
 
 
 FUNCTION_CASES = [
-    (hl.hinge, np_hinge, np_grad_hinge, binary_pair),
-    (hl.hinge, np_hinge, np_grad_hinge, signed_pair),
-    (hl.squared_hinge, np_squared_hinge, np_grad_squared_hinge, binary_pair),
-    (hl.squared_hinge, np_squared_hinge, np_grad_squared_hinge, signed_pair),
-    (hl.categorical_hinge, np_categorical_hinge, np_grad_categorical_hinge, one_hot_pair),
+    (hl.hinge, ref.hinge, ref.grad_hinge, binary_pair),
+    (hl.hinge, ref.hinge, ref.grad_hinge, signed_pair),
+    (hl.squared_hinge, ref.squared_hinge, ref.grad_squared_hinge, binary_pair),
+    (hl.squared_hinge, ref.squared_hinge, ref.grad_squared_hinge, signed_pair),
+    (hl.categorical_hinge, ref.categorical_hinge, ref.grad_categorical_hinge, one_hot_pair),
 ]
 FUNCTION_IDS = [f"{fn.__name__}-{inputs.__name__}" for fn, _, _, inputs in FUNCTION_CASES]
 

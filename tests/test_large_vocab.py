@@ -1,4 +1,4 @@
-"""Tests for losses_jax.large_vocab: linear_cross_entropy against a float64 torch naive path.
+"""losses_jax.losses.large_vocab: linear_cross_entropy against a float64 torch naive path.
 
 The reference forms the full logits in float64 with PyTorch, applies the soft cap,
 ``torch.nn.functional.cross_entropy`` (its ``label_smoothing`` and ``ignore_index`` follow the
@@ -14,7 +14,7 @@ import pytest
 
 import losses_jax as lj
 from losses_jax.checks import checked
-from losses_jax.large_vocab import LinearCrossEntropy, linear_cross_entropy
+from losses_jax.losses.large_vocab import LinearCrossEntropy, linear_cross_entropy
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -72,7 +72,7 @@ def our_value_and_grads(e, w, labels, bias=None, weights=None, **kwargs):
     """Per-token losses and the grads of sum(weights * losses), through one jitted call."""
 
     def objective(e, w, b):
-        losses = linear_cross_entropy(e, w, labels, bias=b, reduction="none", **kwargs)
+        losses = linear_cross_entropy(labels, e, w, bias=b, **kwargs)
         return jnp.sum(losses if weights is None else losses * weights), losses
 
     grad_fn = jax.jit(jax.value_and_grad(objective, argnums=(0, 1, 2), has_aux=True))
@@ -137,9 +137,7 @@ def test_leading_dims_weights_and_reductions(reduction, rng):
     labels[0, 3:] = IGNORE
     sample_weight = np.array([0.5, 1.0, 2.0], np.float32)  # one weight per sequence
     kwargs = {"ignore_class": IGNORE, "label_smoothing": 0.1, "vocab_chunk_size": 16}
-    loss = linear_cross_entropy(
-        e, w, labels, sample_weight=sample_weight, reduction=reduction, **kwargs
-    )
+    loss = LinearCrossEntropy(reduction=reduction, **kwargs)(labels, e, sample_weight, classifier=w)
     per_token, _ = torch_reference(e, w, labels, ignore_class=IGNORE, label_smoothing=0.1)
     keep = labels != IGNORE
     weighted = per_token * sample_weight[:, None] * keep
@@ -161,9 +159,8 @@ def test_gradient_of_the_mean_with_leading_dims(rng):
     labels = rng.integers(0, 40, size=(2, 6))
     labels[1, 4:] = IGNORE
     valid = int((labels != IGNORE).sum())
-    grads = jax.grad(
-        lambda e, w: linear_cross_entropy(e, w, labels, ignore_class=IGNORE), argnums=(0, 1)
-    )(e, w)
+    loss = LinearCrossEntropy(ignore_class=IGNORE)
+    grads = jax.grad(lambda e, w: loss(labels, e, classifier=w), argnums=(0, 1))(e, w)
     _, ref = torch_reference(e, w, labels, ignore_class=IGNORE, weights=np.ones(12) / valid)
     assert_close(grads[0], ref[0], 1e-5)
     assert_close(grads[1], ref[1], 1e-5)
@@ -176,7 +173,7 @@ def test_mask_combines_with_ignore_class(rng):
     labels[0, 0] = IGNORE
     mask = np.array([True, False, True])  # drop the second sequence
     e = e.reshape(3, 4, -1)
-    loss = linear_cross_entropy(e, w, labels, ignore_class=IGNORE, mask=mask)
+    loss = LinearCrossEntropy(ignore_class=IGNORE)(labels, e, mask=mask, classifier=w)
     per_token, _ = torch_reference(e, w, labels, ignore_class=IGNORE)
     keep = (labels != IGNORE) & mask[:, None]
     np.testing.assert_allclose(loss, (per_token * keep).sum() / keep.sum(), rtol=1e-5)
@@ -216,7 +213,7 @@ def test_float64_inputs_accumulate_in_float64(rng):
 
 def test_mixed_dtypes_promote(rng):
     e, w, _, labels = make_problem(rng, n=8, v=20)
-    grads = jax.grad(lambda e, w: linear_cross_entropy(e, w, labels), argnums=(0, 1))(
+    grads = jax.grad(lambda e, w: jnp.mean(linear_cross_entropy(labels, e, w)), argnums=(0, 1))(
         jnp.asarray(e, jnp.bfloat16), w
     )
     assert grads[0].dtype == jnp.bfloat16 and grads[1].dtype == jnp.float32
@@ -224,7 +221,9 @@ def test_mixed_dtypes_promote(rng):
 
 def test_bf16_result_dtype_option(rng):
     e, w, _, labels = make_problem(rng, n=8, v=20)
-    assert linear_cross_entropy(e, w, labels, dtype="bfloat16").dtype == jnp.bfloat16
+    loss = LinearCrossEntropy(dtype="bfloat16")
+    assert loss(labels, e, classifier=w).dtype == jnp.bfloat16
+    assert linear_cross_entropy(labels, e, w).dtype == jnp.float32  # the function: float32+
 
 
 @pytest.mark.parametrize("scale", [1e4, 1e30])
@@ -260,7 +259,7 @@ def test_sum_with_label_smoothing_and_masked_classes_is_infinite(rng):
     # The smoothed target puts mass on every class, so a class of probability 0 costs +inf.
     e, w, b, labels = make_problem(rng, n=4, v=10)
     b[3] = -np.inf
-    loss = linear_cross_entropy(e, w, labels % 3, bias=b, label_smoothing=0.1, reduction=None)
+    loss = linear_cross_entropy(labels % 3, e, w, bias=b, label_smoothing=0.1)
     assert np.all(np.isposinf(loss))
 
 
@@ -290,7 +289,10 @@ def test_class_call_per_token_and_mask(rng):
     per_token = loss(labels, e, classifier=w)
     assert per_token.shape == (6,) and float(per_token[2]) == 0.0
     np.testing.assert_allclose(loss.call(labels, e, classifier=w), per_token)
-    assert loss.loss_mask(labels, e).tolist() == (labels != IGNORE).tolist()
+    assert loss.loss_mask(labels, e, per_token).tolist() == (labels != IGNORE).tolist()
+    assert LinearCrossEntropy().loss_mask(labels, e, per_token) is None
+    # Labels with a trailing 1: the ignore mask takes the shape of the per-token losses.
+    np.testing.assert_allclose(loss(labels[:, None], e, classifier=w), per_token)
     weight = np.arange(6, dtype=np.float32)
     np.testing.assert_allclose(loss(labels, e, weight, classifier=w), per_token * weight, rtol=1e-6)
 
@@ -302,12 +304,15 @@ def test_class_config_round_trip_and_hash():
     )  # fmt: skip
     config = loss.get_config()
     assert config["vocab_axis"] == ("model",) and config["name"] == "linear_cross_entropy"
+    assert loss.vocab_axis == ("model",)  # stored as a tuple, so the loss hashes
     assert LinearCrossEntropy.from_config(config) == loss
     restored = lj.deserialize(json.loads(json.dumps(lj.serialize(loss))))
     assert restored == loss and hash(restored) == hash(loss)
     assert LinearCrossEntropy(z_loss=1e-3) != loss
     with pytest.raises(AttributeError):
         loss.reduction = "sum"
+    with pytest.raises(ValueError, match="reduction"):
+        LinearCrossEntropy(reduction="avg")
 
 
 def test_registry_and_package_exports():
@@ -317,9 +322,10 @@ def test_registry_and_package_exports():
 
 def test_label_options_trailing_one_and_float_labels(rng):
     e, w, _, labels = make_problem(rng, n=5, v=9)
-    base = linear_cross_entropy(e, w, labels)
-    np.testing.assert_allclose(linear_cross_entropy(e, w, labels[:, None]), base)
-    np.testing.assert_allclose(linear_cross_entropy(e, w, labels.astype(np.float32)), base)
+    base = linear_cross_entropy(labels, e, w)
+    assert base.shape == labels.shape
+    np.testing.assert_allclose(linear_cross_entropy(labels[:, None], e, w), base)
+    np.testing.assert_allclose(linear_cross_entropy(labels.astype(np.float32), e, w), base)
 
 
 @pytest.mark.parametrize(
@@ -333,9 +339,8 @@ def test_label_options_trailing_one_and_float_labels(rng):
         ({"z_loss": -1.0}, ValueError, "z_loss"),
         ({"logit_soft_cap": 0.0}, ValueError, "logit_soft_cap"),
         ({"vocab_chunk_size": 0}, ValueError, "vocab_chunk_size"),
-        ({"token_chunk_size": 2.5}, ValueError, "token_chunk_size"),
+        ({"token_chunk_size": 2.5}, TypeError, "token_chunk_size"),
         ({"ignore_class": 1.5}, TypeError, "ignore_class"),
-        ({"reduction": "avg"}, ValueError, "reduction"),
         ({"int_embeddings": True}, TypeError, "embeddings"),
         ({"string_classifier": True}, TypeError, "classifier.*<U1"),
         ({"vocab_axis": 3}, TypeError, "vocab_axis"),
@@ -352,7 +357,7 @@ def test_bad_input_raises_at_trace_time(kwargs, error, match):
     labels = np.zeros(kwargs.pop("label_shape", (5,)), np.int32)
 
     def call(e, w, bias, labels):
-        return linear_cross_entropy(e, w, labels, bias=bias, **kwargs)
+        return linear_cross_entropy(labels, e, w, bias=bias, **kwargs)
 
     with pytest.raises(error, match=match):
         call(e, w, bias, labels)
@@ -363,21 +368,21 @@ def test_bad_input_raises_at_trace_time(kwargs, error, match):
 def test_traced_options_are_rejected(rng):
     e, w, _, labels = make_problem(rng, n=4, v=6)
     with pytest.raises(TypeError, match="label_smoothing.*Python number"):
-        jax.jit(lambda ls: linear_cross_entropy(e, w, labels, label_smoothing=ls))(0.1)
+        jax.jit(lambda ls: linear_cross_entropy(labels, e, w, label_smoothing=ls))(0.1)
 
 
 def test_out_of_range_labels_are_reported_by_checked(rng):
     e, w, _, labels = make_problem(rng, n=4, v=6)
     labels[1] = 6
-    err, _ = checked(linear_cross_entropy)(e, w, labels)
+    err, _ = checked(linear_cross_entropy)(labels, e, w)
     assert "labels" in err.get()
     labels[1] = IGNORE
-    err, _ = checked(partial_ignore)(e, w, labels)
+    err, _ = checked(partial_ignore)(labels, e, w)
     assert err.get() is None
 
 
-def partial_ignore(e, w, labels):
-    return linear_cross_entropy(e, w, labels, ignore_class=IGNORE)
+def partial_ignore(labels, e, w):
+    return linear_cross_entropy(labels, e, w, ignore_class=IGNORE)
 
 
 def compiled_temp_bytes(fn, *args):
@@ -396,7 +401,7 @@ def test_never_materialises_the_logits():
         return jnp.mean(jax.nn.logsumexp(logits, axis=-1) - logits[jnp.arange(n), labels])
 
     def ours(e, w):
-        return linear_cross_entropy(e, w, labels)
+        return jnp.mean(linear_cross_entropy(labels, e, w))
 
     logits_bytes = n * v * 4
     naive_bytes = compiled_temp_bytes(jax.value_and_grad(naive, argnums=(0, 1)), e, w)

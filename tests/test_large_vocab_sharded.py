@@ -45,12 +45,16 @@ def sharded_runs(out: Path) -> None:
     from jax.sharding import AxisType, NamedSharding
     from jax.sharding import PartitionSpec as P
 
-    from losses_jax.large_vocab import LinearCrossEntropy, linear_cross_entropy
+    import losses_jax as lj
+    from losses_jax.losses.large_vocab import LinearCrossEntropy, linear_cross_entropy
 
     assert jax.device_count() == 8, jax.devices()
     inputs = make_inputs()
     labels = inputs["labels"]
     results = {}
+
+    def masked_mean(losses):  # the class's mean: over the tokens not labelled IGNORE
+        return lj.reduce_weighted_values(losses, mask=labels != IGNORE)
 
     def value_and_grads(loss_fn, *args):
         return jax.jit(jax.value_and_grad(loss_fn, argnums=tuple(range(len(args)))))(*args)
@@ -69,8 +73,10 @@ def sharded_runs(out: Path) -> None:
         record(
             "data_model",
             value_and_grads(
-                lambda e, w, b: linear_cross_entropy(
-                    e, w, labels, bias=b, vocab_axis="model", token_axis="data", **OPTIONS
+                lambda e, w, b: masked_mean(
+                    linear_cross_entropy(
+                        labels, e, w, bias=b, vocab_axis="model", token_axis="data", **OPTIONS
+                    )
                 ),
                 e,
                 w,
@@ -99,8 +105,10 @@ def sharded_runs(out: Path) -> None:
         params = nn.meta.unbox(head.init(jax.random.key(0), inputs["e"]))["params"]
         results["linen_kernel_spec"] = str(params["kernel"].sharding.spec)
         results["linen"] = np.asarray(
-            linear_cross_entropy(
-                inputs["e"], params["kernel"], labels, vocab_axis="model", **OPTIONS
+            masked_mean(
+                linear_cross_entropy(
+                    labels, inputs["e"], params["kernel"], vocab_axis="model", **OPTIONS
+                )
             )
         )
         results["linen_kernel"] = np.asarray(params["kernel"])
@@ -110,8 +118,10 @@ def sharded_runs(out: Path) -> None:
         )
         results["nnx_kernel_spec"] = str(layer.kernel[...].sharding.spec)
         results["nnx"] = np.asarray(
-            linear_cross_entropy(
-                inputs["e"], layer.kernel[...], labels, vocab_axis="model", **OPTIONS
+            masked_mean(
+                linear_cross_entropy(
+                    labels, inputs["e"], layer.kernel[...], vocab_axis="model", **OPTIONS
+                )
             )
         )
         results["nnx_kernel"] = np.asarray(layer.kernel[...])
@@ -123,7 +133,7 @@ def sharded_runs(out: Path) -> None:
     tokens = put(jnp.zeros((n,), jnp.int32), "data")
 
     def sharded_loss(e, w):
-        return linear_cross_entropy(e, w, tokens, vocab_axis="model", token_axis="data")
+        return jnp.mean(linear_cross_entropy(tokens, e, w, vocab_axis="model", token_axis="data"))
 
     with jax.set_mesh(mesh):
         compiled = jax.jit(jax.value_and_grad(sharded_loss, argnums=(0, 1))).lower(e, w).compile()

@@ -113,3 +113,37 @@ def test_to_categorical_under_jit_needs_num_classes():
     np.testing.assert_array_equal(out, [[0, 1, 0], [1, 0, 0]])
     with pytest.raises(ValueError, match="num_classes"):
         jax.jit(lj.to_categorical)(labels)
+
+
+# --------------------------------------------------------------------------------------
+# Keras 2.3, tf.keras 1.15 and R keras names
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["cosine_proximity", "cosine"])
+def test_keras2_cosine_identifiers(name):
+    # tf.keras 1.15's docs: y_true [[0, 1], [1, 1]], y_pred [[1, 0], [1, 1]] -> [-0., -1.].
+    loss = lj.get(name)
+    assert loss is lj.cosine_similarity
+    values = loss(jnp.array([[0.0, 1.0], [1.0, 1.0]]), jnp.array([[1.0, 0.0], [1.0, 1.0]]))
+    np.testing.assert_allclose(values, [0.0, -1.0], atol=1e-6)
+
+
+def test_reduction_auto_means_sum_over_batch_size():
+    # tf.keras 1.15's CosineSimilarity docs: the mean of [-0., -1.] with the default "auto".
+    y_true, y_pred = jnp.array([[0.0, 1.0], [1.0, 1.0]]), jnp.array([[1.0, 0.0], [1.0, 1.0]])
+    for reduction in ("auto", lj.Reduction.AUTO):
+        loss = lj.CosineSimilarity(axis=1, reduction=reduction)
+        assert loss.reduction == "sum_over_batch_size"
+        np.testing.assert_allclose(loss(y_true, y_pred), -0.5, atol=1e-6)
+    # tf.keras 1.15's MeanSquaredError docs: [[0., 1.], [0., 0.]] vs [[1., 1.], [1., 0.]] -> 0.5.
+    mse = lj.MeanSquaredError(reduction=lj.Reduction.SUM_OVER_BATCH_SIZE)
+    np.testing.assert_allclose(mse([[0.0, 1.0], [0.0, 0.0]], [[1.0, 1.0], [1.0, 0.0]]), 0.5)
+    assert float(lj.MeanSquaredError(reduction=lj.Reduction.SUM)(
+        [[0.0, 1.0], [0.0, 0.0]], [[1.0, 1.0], [1.0, 0.0]])) == 1.0  # fmt: skip
+    assert lj.MeanSquaredError(reduction=lj.Reduction.NONE).reduction == "none"
+
+
+def test_reduction_constants_validate():
+    assert lj.Reduction.all() == ("auto", "none", "sum", "sum_over_batch_size")
+    lj.Reduction.validate("auto")
+    with pytest.raises(ValueError, match="Invalid Reduction Key"):
+        lj.Reduction.validate("mean_everything")

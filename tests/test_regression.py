@@ -1,233 +1,29 @@
 """Regression losses against Keras 3 (JAX backend), the Keras docs and float64 NumPy formulas.
 
-This module also holds the helpers shared by tests/test_hinge.py and tests/test_segmentation.py:
-the Keras parity grid (every reduction x kind of sample weight, value and gradient) and the
-transformation checks (jit, grad, vmap).
+The float64 references are in tests/references.py; the Keras parity grid and the
+transformation checks in tests/helpers.py.
 """
 
 from __future__ import annotations
 
-import os
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import references as ref
+from helpers import (
+    ParityCase,
+    assert_config_round_trip,
+    assert_finite_value_and_grad,
+    assert_keras_parity,
+    assert_raises_eager_and_jit,
+    assert_transforms_consistent,
+    parity_params,
+)
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+from losses_jax.losses import regression as reg
 
-from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from losses_jax import regression as reg  # noqa: E402
-
-EPS = 1e-7
-
-# --------------------------------------------------------------------------------------
-# shared helpers
-# --------------------------------------------------------------------------------------
-REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none")
-WEIGHT_KINDS = ("none", "scalar", "per_sample", "per_element")
-
-
-@dataclass(frozen=True)
-class ParityCase:
-    """One loss class with one set of options, compared with the Keras class of the same name.
-
-    ``make_inputs(rng) -> (y_true, y_pred)``; ``loss_rank`` is the rank of the unreduced loss,
-    which decides the kinds of sample weight that apply (a per-element weight needs rank 2).
-    """
-
-    class_name: str
-    options: dict = field(default_factory=dict)
-    make_inputs: Callable = None
-    loss_rank: int = 2
-    rtol: float = 1e-5
-    atol: float = 1e-6
-
-    @property
-    def weight_kinds(self):
-        return WEIGHT_KINDS[: {0: 2, 1: 3}.get(self.loss_rank, 4)]
-
-    def label(self):
-        options = ",".join(f"{k}={v}" for k, v in self.options.items())
-        return f"{self.class_name}({options})"
-
-
-def parity_params(cases):
-    """pytest params: every case x reduction x applicable weight kind."""
-    return [
-        pytest.param(case, reduction, kind, id=f"{case.label()}-{reduction}-{kind}")
-        for case in cases
-        for reduction in REDUCTIONS
-        for kind in case.weight_kinds
-    ]
-
-
-def weights_for(kind, loss_shape, rng):
-    """``(our weight, Keras's weight)`` of ``kind`` for unreduced losses of ``loss_shape``.
-
-    Keras broadcasts weights from the trailing dimension, so our per-sample ``(batch,)`` weight
-    is given to Keras as ``(batch, 1, ...)``; both mean the same thing.
-    """
-    if kind == "none":
-        return None, None
-    if kind == "scalar":
-        return 0.7, 0.7
-    if kind == "per_sample":
-        weight = rng.uniform(0.1, 2.0, loss_shape[:1]).astype(np.float32)
-        return weight, weight.reshape(loss_shape[:1] + (1,) * (len(loss_shape) - 1))
-    weight = rng.uniform(0.1, 2.0, loss_shape).astype(np.float32)
-    return weight, weight
-
-
-def value_and_cotangent_grad(loss, y_true, y_pred, sample_weight, cotangent):
-    """The loss value and the gradient of ``sum(loss * cotangent)`` w.r.t. ``y_pred``."""
-    value, pullback = jax.vjp(lambda pred: loss(y_true, pred, sample_weight=sample_weight), y_pred)
-    (grad,) = pullback(jnp.asarray(cotangent, value.dtype))
-    return value, grad
-
-
-def assert_keras_parity(keras, namespace, case: ParityCase, reduction, weight_kind):
-    """Our class and Keras's agree in value and gradient for one reduction and weight kind."""
-    rng = np.random.default_rng(7)
-    y_true, y_pred = case.make_inputs(rng)
-    y_pred = jnp.asarray(y_pred)
-    theirs = getattr(keras.losses, case.class_name)(reduction=reduction, **case.options)
-    ours = getattr(namespace, case.class_name)(reduction=reduction, **case.options)
-    loss_shape = tuple(theirs.__class__(reduction="none", **case.options)(y_true, y_pred).shape)
-    assert len(loss_shape) == case.loss_rank
-    our_weight, keras_weight = weights_for(weight_kind, loss_shape, rng)
-    cotangent = rng.normal(size=loss_shape if reduction == "none" else ())
-    expected, expected_grad = value_and_cotangent_grad(
-        theirs, y_true, y_pred, keras_weight, cotangent
-    )
-    actual, actual_grad = value_and_cotangent_grad(ours, y_true, y_pred, our_weight, cotangent)
-    assert actual.shape == expected.shape
-    scale = float(np.max(np.abs(expected))) + 1.0
-    np.testing.assert_allclose(actual, expected, rtol=case.rtol, atol=case.atol * scale)
-    grad_scale = float(np.max(np.abs(expected_grad))) + 1.0
-    np.testing.assert_allclose(
-        actual_grad, expected_grad, rtol=case.rtol, atol=case.atol * grad_scale
-    )
-
-
-def assert_transforms_consistent(fn, y_true, y_pred, rtol=1e-6, **kwargs):
-    """Eager, jit, grad (eager and jit) and vmap over the batch agree; gradients are finite."""
-    y_true, y_pred = jnp.asarray(y_true), jnp.asarray(y_pred)
-    eager = fn(y_true, y_pred, **kwargs)
-    jitted = jax.jit(lambda t, p: fn(t, p, **kwargs))(y_true, y_pred)
-    np.testing.assert_allclose(jitted, eager, rtol=rtol, atol=1e-7)
-
-    def total(p):
-        return jnp.sum(fn(y_true, p, **kwargs))
-
-    grad = jax.grad(total)(y_pred)
-    assert np.all(np.isfinite(grad))
-    np.testing.assert_allclose(jax.jit(jax.grad(total))(y_pred), grad, rtol=rtol, atol=1e-7)
-    mapped = jax.vmap(lambda t, p: fn(t, p, **kwargs))(y_true, y_pred)
-    np.testing.assert_allclose(mapped, eager, rtol=rtol, atol=1e-7)
-
-
-def assert_finite_value_and_grad(fn, y_true, y_pred, **kwargs):
-    """Value and gradient w.r.t. ``y_pred`` are finite (no inf, no NaN)."""
-    y_pred = jnp.asarray(y_pred, jnp.float32)
-    value, grad = jax.value_and_grad(lambda p: jnp.sum(fn(y_true, p, **kwargs)))(y_pred)
-    assert np.isfinite(value), value
-    assert np.all(np.isfinite(grad)), grad
-    return value, grad
-
-
-def assert_raises_eager_and_jit(error, match, fn, *args):
-    """``fn(*args)`` raises ``error`` eagerly and while being traced by jit."""
-    with pytest.raises(error, match=match):
-        fn(*args)
-    with pytest.raises(error, match=match):
-        jax.jit(fn)(*args)
-
-
-def assert_config_round_trip(keras, loss_class, **options):
-    """from_config(get_config()) rebuilds an equal, hashable loss; the default name is Keras's."""
-    loss = loss_class(**options)
-    rebuilt = type(loss).from_config(loss.get_config())
-    assert rebuilt == loss and hash(rebuilt) == hash(loss)
-    if "name" not in options:
-        assert loss.name == getattr(keras.losses, loss_class.__name__)().name
-    for key, value in options.items():
-        assert loss.get_config()[key] == value
-    with pytest.raises(AttributeError):
-        loss.name = "other"
-
-
-# --------------------------------------------------------------------------------------
-# float64 NumPy references
-# --------------------------------------------------------------------------------------
-def np_mse(t, p):
-    return np.mean((t - p) ** 2, axis=-1)
-
-
-def np_mae(t, p):
-    return np.mean(np.abs(t - p), axis=-1)
-
-
-def np_mape(t, p):
-    return 100.0 * np.mean(np.abs(t - p) / np.maximum(np.abs(t), EPS), axis=-1)
-
-
-def np_msle(t, p):
-    log_ratio = np.log(np.maximum(p, EPS) + 1.0) - np.log(np.maximum(t, EPS) + 1.0)
-    return np.mean(log_ratio**2, axis=-1)
-
-
-def np_unit(x, axis):
-    return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), EPS)
-
-
-def np_cosine(t, p, axis=-1):
-    return -np.sum(np_unit(t, axis) * np_unit(p, axis), axis=axis)
-
-
-def np_huber(t, p, delta=1.0):
-    e = np.abs(p - t)
-    return np.mean(np.where(e <= delta, 0.5 * e**2, delta * e - 0.5 * delta**2), axis=-1)
-
-
-def np_log_cosh(t, p):
-    return np.mean(np.log(np.cosh(p - t)), axis=-1)
-
-
-# Analytic gradients of sum(loss) w.r.t. y_pred, in float64.
-def np_grad_mse(t, p):
-    return 2.0 * (p - t) / p.shape[-1]
-
-
-def np_grad_mae(t, p):
-    return np.sign(p - t) / p.shape[-1]
-
-
-def np_grad_mape(t, p):
-    return 100.0 * np.sign(p - t) / np.maximum(np.abs(t), EPS) / p.shape[-1]
-
-
-def np_grad_msle(t, p):
-    log_ratio = np.log1p(np.maximum(p, EPS)) - np.log1p(np.maximum(t, EPS))
-    return 2.0 * log_ratio / (1.0 + p) * (p > EPS) / p.shape[-1]
-
-
-def np_grad_cosine(t, p, axis=-1):
-    unit_t, unit_p = np_unit(t, axis), np_unit(p, axis)
-    along = np.sum(unit_t * unit_p, axis=axis, keepdims=True)
-    return -(unit_t - along * unit_p) / np.linalg.norm(p, axis=axis, keepdims=True)
-
-
-def np_grad_huber(t, p, delta=1.0):
-    e = p - t
-    return np.where(np.abs(e) <= delta, e, delta * np.sign(e)) / p.shape[-1]
-
-
-def np_grad_log_cosh(t, p):
-    return np.tanh(p - t) / p.shape[-1]
-
+EPS = ref.EPS
 
 SHAPE = (4, 3, 5)
 
@@ -256,17 +52,43 @@ def log_pair(rng, shape=SHAPE):
 
 # function, reference, gradient reference, options, inputs
 FUNCTION_CASES = [
-    (reg.mean_squared_error, np_mse, np_grad_mse, {}, normal_pair),
-    (reg.mean_absolute_error, np_mae, np_grad_mae, {}, normal_pair),
-    (reg.mean_absolute_percentage_error, np_mape, np_grad_mape, {}, percentage_pair),
-    (reg.mean_squared_logarithmic_error, np_msle, np_grad_msle, {}, log_pair),
-    (reg.cosine_similarity, np_cosine, np_grad_cosine, {"axis": -1}, normal_pair),
-    (reg.cosine_similarity, np_cosine, np_grad_cosine, {"axis": 1}, normal_pair),
-    (reg.cosine_similarity, np_cosine, np_grad_cosine, {"axis": 0}, normal_pair),
-    (reg.huber, np_huber, np_grad_huber, {"delta": 1.0}, normal_pair),
-    (reg.huber, np_huber, np_grad_huber, {"delta": 0.3}, normal_pair),
-    (reg.huber, np_huber, np_grad_huber, {"delta": 2.5}, normal_pair),
-    (reg.log_cosh, np_log_cosh, np_grad_log_cosh, {}, normal_pair),
+    (reg.mean_squared_error, ref.mean_squared_error, ref.grad_mean_squared_error, {}, normal_pair),
+    (
+        reg.mean_absolute_error,
+        ref.mean_absolute_error,
+        ref.grad_mean_absolute_error,
+        {},
+        normal_pair,
+    ),
+    (
+        reg.mean_absolute_percentage_error,
+        ref.mean_absolute_percentage_error,
+        ref.grad_mean_absolute_percentage_error,
+        {},
+        percentage_pair,
+    ),
+    (
+        reg.mean_squared_logarithmic_error,
+        ref.mean_squared_logarithmic_error,
+        ref.grad_mean_squared_logarithmic_error,
+        {},
+        log_pair,
+    ),
+    *[
+        (
+            reg.cosine_similarity,
+            ref.cosine_similarity,
+            ref.grad_cosine_similarity,
+            {"axis": axis},
+            normal_pair,
+        )
+        for axis in (-1, 1, 0)
+    ],
+    *[
+        (reg.huber, ref.huber, ref.grad_huber, {"delta": delta}, normal_pair)
+        for delta in (1.0, 0.3, 2.5)
+    ],
+    (reg.log_cosh, ref.log_cosh, ref.grad_log_cosh, {}, normal_pair),
 ]
 FUNCTION_IDS = [f"{fn.__name__}{opts}" for fn, _, _, opts, _ in FUNCTION_CASES]
 
@@ -406,9 +228,7 @@ def test_log_cosh_is_exact_for_tiny_and_huge_errors(error):
     y_pred = np.array([[error]], np.float32)
     value, grad = assert_finite_value_and_grad(reg.log_cosh, np.zeros((1, 1)), y_pred)
     x = float(y_pred[0, 0])
-    # log(cosh x) = |x| - log 2 + log1p(exp(-2|x|)), and ~ x^2/2 near 0: in float64.
-    expected = abs(x) - np.log(2.0) + np.log1p(np.exp(-2 * abs(x))) if abs(x) > 1e-3 else x * x / 2
-    np.testing.assert_allclose(value, expected, rtol=1e-6)
+    np.testing.assert_allclose(value, ref.log_cosh_elementwise(x), rtol=1e-6)
     np.testing.assert_allclose(grad, np.tanh(x), rtol=1e-6)
 
 

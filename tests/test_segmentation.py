@@ -1,4 +1,5 @@
-"""Dice, Tversky and Circle against Keras 3 (JAX backend), Keras's numbers and NumPy formulas."""
+"""Dice, Tversky and Circle against Keras 3 (JAX backend), Keras's numbers and float64 NumPy
+formulas (tests/references.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_regression import (
+import references as ref
+from helpers import (
     ParityCase,
     assert_config_round_trip,
     assert_finite_value_and_grad,
@@ -16,55 +18,9 @@ from test_regression import (
     parity_params,
 )
 
-from losses_jax import segmentation as seg
+from losses_jax.losses import segmentation as seg
 
-EPS = 1e-7
 MASK_SHAPE = (3, 4, 4, 2)
-
-
-# --------------------------------------------------------------------------------------
-# float64 NumPy references
-# --------------------------------------------------------------------------------------
-def np_dice(t, p, axis=None):
-    return 1.0 - 2.0 * np.sum(t * p, axis=axis) / (
-        np.sum(t, axis=axis) + np.sum(p, axis=axis) + EPS
-    )
-
-
-def np_tversky(t, p, alpha=0.5, beta=0.5, axis=None):
-    tp = np.sum(t * p, axis=axis)
-    missed = np.sum(t * (1.0 - p), axis=axis)
-    spurious = np.sum((1.0 - t) * p, axis=axis)
-    return 1.0 - tp / (tp + alpha * missed + beta * spurious + EPS)
-
-
-def np_logsumexp(x):
-    peak = np.max(x)
-    return peak + np.log(np.sum(np.exp(x - peak)))
-
-
-def np_circle(
-    labels, emb, ref_labels=None, ref_emb=None, remove_diagonal=True, gamma=80.0, margin=0.4
-):
-    """Sun et al.'s circle loss in similarity form, one query at a time (Keras's conventions)."""
-    ref_labels = labels if ref_labels is None else ref_labels
-    ref_emb = emb if ref_emb is None else ref_emb
-    losses = []
-    for i, label in enumerate(labels):
-        similarity = np.minimum(ref_emb @ emb[i], 1.0)  # Keras clips distances 1 - s at 0
-        same = ref_labels == label
-        not_self = np.arange(len(ref_labels)) != i
-        positives = similarity[same & not_self] if remove_diagonal else similarity[same]
-        negatives = similarity[~same]
-        if positives.size == 0 or negatives.size == 0:
-            losses.append(0.0)
-            continue
-        alpha_p = np.maximum(1.0 + margin - positives, 0.0)
-        alpha_n = np.maximum(negatives + margin, 0.0)
-        logit_p = -gamma * alpha_p * (positives - (1.0 - margin))
-        logit_n = gamma * alpha_n * (negatives - margin)
-        losses.append(np.logaddexp(0.0, np_logsumexp(logit_p) + np_logsumexp(logit_n)))
-    return np.array(losses)
 
 
 def mask_pair(rng, shape=MASK_SHAPE):
@@ -102,14 +58,14 @@ CIRCLE_OPTIONS = [
 @pytest.mark.parametrize("axis", DICE_AXES)
 def test_dice_matches_numpy(axis):
     y_true, y_pred = mask_pair(np.random.default_rng(1))
-    expected = np_dice(y_true.astype(np.float64), y_pred.astype(np.float64), axis=axis)
+    expected = ref.dice(y_true.astype(np.float64), y_pred.astype(np.float64), axis=axis)
     np.testing.assert_allclose(seg.dice(y_true, y_pred, axis=axis), expected, rtol=2e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("options", TVERSKY_OPTIONS)
 def test_tversky_matches_numpy(options):
     y_true, y_pred = mask_pair(np.random.default_rng(2))
-    expected = np_tversky(y_true.astype(np.float64), y_pred.astype(np.float64), **options)
+    expected = ref.tversky(y_true.astype(np.float64), y_pred.astype(np.float64), **options)
     np.testing.assert_allclose(
         seg.tversky(y_true, y_pred, **options), expected, rtol=2e-6, atol=1e-6
     )
@@ -118,7 +74,7 @@ def test_tversky_matches_numpy(options):
 @pytest.mark.parametrize("options", CIRCLE_OPTIONS)
 def test_circle_matches_numpy(options):
     labels, emb = circle_pair(np.random.default_rng(3))
-    expected = np_circle(labels, emb.astype(np.float64), **options)
+    expected = ref.circle(labels, emb.astype(np.float64), **options)
     np.testing.assert_allclose(seg.circle(labels, emb, **options), expected, rtol=1e-5, atol=1e-4)
 
 
@@ -126,7 +82,7 @@ def test_circle_with_reference_set_matches_numpy():
     rng = np.random.default_rng(4)
     labels, emb = circle_pair(rng)
     ref_labels, ref_emb = np.array([0, 1, 2, 3, 4]), unit_rows(rng.normal(size=(5, 6)))
-    expected = np_circle(
+    expected = ref.circle(
         labels, emb.astype(np.float64), ref_labels, ref_emb.astype(np.float64), False, 64.0, 0.3
     )
     actual = seg.circle(
@@ -139,26 +95,11 @@ def test_dice_and_tversky_gradients_match_numpy():
     y_true, y_pred = mask_pair(np.random.default_rng(5))
     t, p = y_true.astype(np.float64), y_pred.astype(np.float64)
     axes = (1, 2, 3)
-    # d/dp [1 - 2 I / S] = -(2 t S - 2 I) / S^2 per sample, S = sum(t) + sum(p) + eps.
-    inter = np.sum(t * p, axis=axes, keepdims=True)
-    total = np.sum(t, axis=axes, keepdims=True) + np.sum(p, axis=axes, keepdims=True) + EPS
-    expected = -(2.0 * t * total - 2.0 * inter) / total**2
     grad = jax.grad(lambda q: jnp.sum(seg.dice(y_true, q, axis=axes)))(jnp.asarray(y_pred))
-    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-7)
-    # Tversky, alpha = 0.2, beta = 0.8: D = tp + a m + b s + eps; d(tp)/dp = t, d(m)/dp = -t,
-    # d(s)/dp = 1 - t; loss = 1 - tp / D.
+    np.testing.assert_allclose(grad, ref.grad_dice(t, p, axis=axes), rtol=1e-5, atol=1e-7)
     a, b = 0.2, 0.8
-    tp = inter
-    denominator = (
-        tp
-        + a * np.sum(t * (1 - p), axis=axes, keepdims=True)
-        + b * np.sum((1 - t) * p, axis=axes, keepdims=True)
-        + EPS
-    )
-    d_denominator = t - a * t + b * (1.0 - t)
-    expected = -(t * denominator - tp * d_denominator) / denominator**2
     grad = jax.grad(lambda q: jnp.sum(seg.tversky(y_true, q, a, b, axis=axes)))(jnp.asarray(y_pred))
-    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(grad, ref.grad_tversky(t, p, a, b, axis=axes), rtol=1e-5, atol=1e-7)
 
 
 def test_jit_grad_vmap():
@@ -317,7 +258,7 @@ def test_circle_float_labels_are_not_rounded_through_bfloat16():
     labels = np.array([300.0, 301.0, 300.0, 301.0])
     emb = unit_rows(np.random.default_rng(9).normal(size=(4, 3)))
     value = seg.Circle(dtype="bfloat16", reduction=None)(labels, emb)
-    expected = np_circle(labels.astype(int), emb.astype(np.float64))
+    expected = ref.circle(labels.astype(int), emb.astype(np.float64))
     np.testing.assert_allclose(np.asarray(value, np.float32), expected, rtol=2e-2)
 
 
@@ -344,7 +285,7 @@ def test_circle_degenerate_batches_are_finite():
 
 def test_circle_embeddings_of_size_one_keep_their_rank():
     emb = np.array([[1.0], [1.0], [-1.0]], np.float32)
-    expected = np_circle(np.array([0, 0, 1]), emb.astype(np.float64))
+    expected = ref.circle(np.array([0, 0, 1]), emb.astype(np.float64))
     np.testing.assert_allclose(
         seg.Circle(reduction=None)(np.array([0, 0, 1]), emb), expected, rtol=1e-5
     )

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 import losses_jax as lj
-from losses_jax.sequence import LOG_PROB_FLOOR
+from losses_jax._extended_range import LOG_PROB_FLOOR
 
 
 # --------------------------------------------------------------------------------------
@@ -714,3 +714,14 @@ def test_batch_sharded_inputs_under_jit(tmp_path):
 
 if __name__ == "__main__":
     _sharded_worker(Path(sys.argv[1]))
+
+
+def test_empty_batch():
+    labels, logits = jnp.zeros((0, 3), jnp.int32), jnp.zeros((0, 5, 4))
+    lengths = jnp.zeros((0,), jnp.int32)
+    assert lj.ctc_loss(labels, logits, lengths, lengths).shape == (0,)
+    grad = jax.grad(lambda x: lj.ctc_loss(labels, x, lengths, lengths).sum())(logits)
+    assert grad.shape == (0, 5, 4)
+    # Keras returns an empty batch's per-sample losses unreduced, whatever the reduction.
+    for reduction in ("sum_over_batch_size", "sum", "none"):
+        assert lj.CTC(reduction=reduction)(labels, logits).shape == (0,)

@@ -17,23 +17,27 @@ Numerics shared by the family:
 
 from __future__ import annotations
 
-import math
 from functools import partial
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
-from losses_jax.base import FunctionLoss, LossFunctionWrapper
-from losses_jax.numerics import (
+from losses_jax._numerics import (
     EPSILON,
-    check_axis_type,
-    check_number,
+    l2_normalize,
+    log_cosh_elementwise,
     mean_of_elementwise,
     prepare_pair,
-    resolve_axis,
 )
+from losses_jax._validation import check_axis, check_number, resolve_axis
+from losses_jax.base import Loss
 
 __all__ = [
+    "MAE",
+    "MAPE",
+    "MSE",
+    "MSLE",
     "CosineSimilarity",
     "Huber",
     "LogCosh",
@@ -41,6 +45,8 @@ __all__ = [
     "MeanAbsolutePercentageError",
     "MeanSquaredError",
     "MeanSquaredLogarithmicError",
+    "cosine",
+    "cosine_proximity",
     "cosine_similarity",
     "huber",
     "huber_loss",
@@ -55,8 +61,6 @@ __all__ = [
     "mse",
     "msle",
 ]
-
-_LOG_2 = math.log(2.0)
 
 
 # --------------------------------------------------------------------------------------
@@ -95,10 +99,13 @@ def _huber_error(y_true, y_pred, delta):
 # --------------------------------------------------------------------------------------
 # per-sample functions
 # --------------------------------------------------------------------------------------
-def mean_squared_error(y_true, y_pred) -> jax.Array:
+def mean_squared_error(y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
     """Mean squared error per sample: ``mean((y_true - y_pred) ** 2, axis=-1)``.
 
     Shapes: ``y_true``, ``y_pred``: ``(batch, d0, ..., dN)`` -> ``(batch, d0, ..., dN-1)``.
+
+    References:
+        Keras 3, ``keras.losses.mean_squared_error`` (same formula and constants).
 
     Examples:
         >>> loss = mean_squared_error(jnp.array([1.0, 0.0, 1.0]), jnp.array([0.9, 0.1, 0.8]))
@@ -108,10 +115,13 @@ def mean_squared_error(y_true, y_pred) -> jax.Array:
     return mean_of_elementwise(_squared_error, y_true, y_pred, "mean_squared_error")
 
 
-def mean_absolute_error(y_true, y_pred) -> jax.Array:
+def mean_absolute_error(y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
     """Mean absolute error per sample: ``mean(|y_true - y_pred|, axis=-1)``.
 
     Shapes: ``y_true``, ``y_pred``: ``(batch, d0, ..., dN)`` -> ``(batch, d0, ..., dN-1)``.
+
+    References:
+        Keras 3, ``keras.losses.mean_absolute_error`` (same formula and constants).
 
     Examples:
         >>> loss = mean_absolute_error(jnp.array([1.0, 0.3, 1.0]), jnp.array([1.9, 0.3, 1.8]))
@@ -121,13 +131,16 @@ def mean_absolute_error(y_true, y_pred) -> jax.Array:
     return mean_of_elementwise(_absolute_error, y_true, y_pred, "mean_absolute_error")
 
 
-def mean_absolute_percentage_error(y_true, y_pred) -> jax.Array:
+def mean_absolute_percentage_error(y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
     """Mean absolute percentage error per sample.
 
     ``100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7), axis=-1)``: a zero target divides by
     ``1e-7`` (as in Keras) instead of by zero.
 
     Shapes: ``y_true``, ``y_pred``: ``(batch, d0, ..., dN)`` -> ``(batch, d0, ..., dN-1)``.
+
+    References:
+        Keras 3, ``keras.losses.mean_absolute_percentage_error`` (same formula and constants).
 
     Examples:
         >>> y_true, y_pred = jnp.array([100.0, 200.0, 300.0]), jnp.array([90.0, 210.0, 310.0])
@@ -137,7 +150,7 @@ def mean_absolute_percentage_error(y_true, y_pred) -> jax.Array:
     return mean_of_elementwise(_percentage_error, y_true, y_pred, "mean_absolute_percentage_error")
 
 
-def mean_squared_logarithmic_error(y_true, y_pred) -> jax.Array:
+def mean_squared_logarithmic_error(y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
     """Mean squared logarithmic error per sample.
 
     ``mean((log1p(max(y_pred, 1e-7)) - log1p(max(y_true, 1e-7))) ** 2, axis=-1)``: values
@@ -145,6 +158,9 @@ def mean_squared_logarithmic_error(y_true, y_pred) -> jax.Array:
     receive no gradient.
 
     Shapes: ``y_true``, ``y_pred``: ``(batch, d0, ..., dN)`` -> ``(batch, d0, ..., dN-1)``.
+
+    References:
+        Keras 3, ``keras.losses.mean_squared_logarithmic_error`` (same formula and constants).
 
     Examples:
         >>> loss = mean_squared_logarithmic_error(jnp.array([0.0, 1.0]), jnp.array([1.0, -2.0]))
@@ -154,25 +170,7 @@ def mean_squared_logarithmic_error(y_true, y_pred) -> jax.Array:
     return mean_of_elementwise(_squared_log_error, y_true, y_pred, "mean_squared_logarithmic_error")
 
 
-def _l2_normalize(x: jax.Array, axis: int) -> jax.Array:
-    """Keras's ``normalize``: ``x / max(||x||, 1e-7)`` along ``axis``, without overflow.
-
-    The norm is taken of ``x`` divided by its largest magnitude (a constant for the gradient:
-    the result does not depend on it), so entries of 1e30 neither overflow nor lose the
-    direction. A vector whose norm is at most ``1e-7`` (the zero vector included) is divided
-    by ``1e-7``: its value and gradient stay finite.
-    """
-    scale = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=axis, keepdims=True))
-    safe_scale = jnp.where(scale > 0, scale, 1.0)
-    scaled = x / safe_scale
-    squared_norm = jnp.sum(jnp.square(scaled), axis=axis, keepdims=True)
-    # ||x|| > eps  <=>  ||x / scale||^2 > (eps / scale)^2
-    above_eps = (scale > 0) & (squared_norm > jnp.square(EPSILON / safe_scale))
-    safe_squared_norm = jnp.where(above_eps, squared_norm, 1.0)
-    return jnp.where(above_eps, scaled * jax.lax.rsqrt(safe_squared_norm), x / EPSILON)
-
-
-def cosine_similarity(y_true, y_pred, axis=-1) -> jax.Array:
+def cosine_similarity(y_true: ArrayLike, y_pred: ArrayLike, axis: int = -1) -> jax.Array:
     """Negative cosine similarity: ``-sum(normalize(y_true) * normalize(y_pred), axis)``.
 
     ``normalize(x) = x / max(||x||_2, 1e-7)``, so the value lies in ``[-1, 1]`` (-1: same
@@ -186,24 +184,27 @@ def cosine_similarity(y_true, y_pred, axis=-1) -> jax.Array:
     Returns:
         Losses with ``axis`` removed, in ``y_pred``'s floating dtype.
 
+    References:
+        Keras 3, ``keras.losses.cosine_similarity`` (same sign convention and norm floor).
+
     Examples:
         >>> y_true = jnp.array([[0.0, 1.0], [1.0, 1.0], [1.0, 1.0]])
         >>> y_pred = jnp.array([[1.0, 0.0], [1.0, 1.0], [-1.0, -1.0]])
         >>> [round(float(v), 4) for v in cosine_similarity(y_true, y_pred)]
         [-0.0, -1.0, 1.0]
     """
+    check_axis(axis, "cosine_similarity", allow_tuple=False)
     y_true, y_pred, out_dtype = prepare_pair(y_true, y_pred, "cosine_similarity")
-    check_axis_type(axis, "cosine_similarity", allow_tuple=False)
     axis = resolve_axis(axis, y_pred.shape, "cosine_similarity")
-    products = _l2_normalize(y_true, axis) * _l2_normalize(y_pred, axis)
+    products = l2_normalize(y_true, axis) * l2_normalize(y_pred, axis)
     return (-jnp.sum(products, axis=axis)).astype(out_dtype)
 
 
-def _check_delta(delta):
+def _check_delta(delta: float) -> float:
     return check_number(delta, "delta", low=0.0, low_inclusive=False)
 
 
-def huber(y_true, y_pred, delta=1.0) -> jax.Array:
+def huber(y_true: ArrayLike, y_pred: ArrayLike, delta: float = 1.0) -> jax.Array:
     """Huber loss per sample, quadratic up to ``delta`` and linear beyond.
 
     With ``e = y_pred - y_true``::
@@ -225,6 +226,10 @@ def huber(y_true, y_pred, delta=1.0) -> jax.Array:
     Raises:
         ValueError: if ``delta <= 0``.
 
+    References:
+        Huber (1964), "Robust Estimation of a Location Parameter", *Annals of Mathematical
+        Statistics* 35(1). Keras 3, ``keras.losses.huber``.
+
     Examples:
         >>> y_true = jnp.array([[0.0, 1.0], [0.0, 0.0]])
         >>> y_pred = jnp.array([[0.6, 0.4], [0.4, 0.6]])
@@ -235,30 +240,7 @@ def huber(y_true, y_pred, delta=1.0) -> jax.Array:
     return mean_of_elementwise(partial(_huber_error, delta=delta), y_true, y_pred, "huber")
 
 
-@jax.custom_jvp
-def _log_cosh_elementwise(x: jax.Array) -> jax.Array:
-    """``log(cosh(x))`` to full relative precision for every finite ``x``; derivative ``tanh(x)``.
-
-    With ``a = |x|``: ``cosh(a) - 1 = expm1(-a)**2 / (2 exp(-a))``, so ``log1p`` of that is
-    exact down to ``x**2 / 2`` near 0 (where ``a + softplus(-2a) - log 2`` cancels). Above
-    ``a = 20`` the correction ``log1p(exp(-2a)) < 5e-18`` is below float precision and the
-    value is ``a - log 2``, with no overflow up to the largest float.
-    """
-    magnitude = jnp.abs(x)
-    moderate = magnitude < 20.0
-    clamped = jnp.where(moderate, magnitude, 0.0)
-    expm1_neg = jnp.expm1(-clamped)
-    moderate_value = jnp.log1p(jnp.square(expm1_neg) / (2.0 * jnp.exp(-clamped)))
-    return jnp.where(moderate, moderate_value, magnitude - _LOG_2)
-
-
-@_log_cosh_elementwise.defjvp
-def _log_cosh_jvp(primals, tangents):
-    (x,), (dx,) = primals, tangents
-    return _log_cosh_elementwise(x), jnp.tanh(x) * dx
-
-
-def log_cosh(y_true, y_pred) -> jax.Array:
+def log_cosh(y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
     """Log-cosh loss per sample: ``mean(log(cosh(y_pred - y_true)), axis=-1)``.
 
     Behaves like ``x**2 / 2`` for small errors and ``|x| - log 2`` for large ones. The value
@@ -267,33 +249,36 @@ def log_cosh(y_true, y_pred) -> jax.Array:
 
     Shapes: ``y_true``, ``y_pred``: ``(batch, d0, ..., dN)`` -> ``(batch, d0, ..., dN-1)``.
 
+    References:
+        Keras 3, ``keras.losses.log_cosh`` (same formula; evaluated without overflow).
+
     Examples:
         >>> y_true = jnp.array([[0.0, 1.0], [0.0, 0.0]])
         >>> y_pred = jnp.array([[1.0, 1.0], [0.0, 0.0]])
         >>> print(f"{float(jnp.mean(log_cosh(y_true, y_pred))):.4f}")
         0.1084
     """
-    return mean_of_elementwise(
-        lambda t, p: _log_cosh_elementwise(p - t), y_true, y_pred, "log_cosh"
-    )
+    return mean_of_elementwise(lambda t, p: log_cosh_elementwise(p - t), y_true, y_pred, "log_cosh")
 
 
 # Keras's short and legacy names.
-mse = mean_squared_error
-mae = mean_absolute_error
-mape = mean_absolute_percentage_error
-msle = mean_squared_logarithmic_error
+mse = MSE = mean_squared_error
+mae = MAE = mean_absolute_error
+mape = MAPE = mean_absolute_percentage_error
+msle = MSLE = mean_squared_logarithmic_error
 huber_loss = huber
 logcosh = log_cosh
+# Keras 2's and tf.keras 1.x's names of the (negated) cosine similarity.
+cosine_proximity = cosine = cosine_similarity
 
 
 # --------------------------------------------------------------------------------------
 # classes
 # --------------------------------------------------------------------------------------
-class MeanSquaredError(FunctionLoss):
+class MeanSquaredError(Loss):
     """Mean of squared errors, ``mean((y_true - y_pred) ** 2)``; see :func:`mean_squared_error`.
 
-    Args: ``reduction``, ``name``, ``dtype`` as for :class:`~losses_jax.base.Loss`.
+    Args: ``reduction``, ``name``, ``dtype`` as for :class:`~losses_jax.Loss`.
 
     Examples:
         >>> loss = MeanSquaredError()
@@ -301,13 +286,21 @@ class MeanSquaredError(FunctionLoss):
         0.0200
     """
 
-    function = staticmethod(mean_squared_error)
+    function = mean_squared_error
+
+    def __init__(
+        self,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "mean_squared_error",
+        dtype: DTypeLike | None = None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
 
 
-class MeanAbsoluteError(FunctionLoss):
+class MeanAbsoluteError(Loss):
     """Mean of absolute errors, ``mean(|y_true - y_pred|)``; see :func:`mean_absolute_error`.
 
-    Args: ``reduction``, ``name``, ``dtype`` as for :class:`~losses_jax.base.Loss`.
+    Args: ``reduction``, ``name``, ``dtype`` as for :class:`~losses_jax.Loss`.
 
     Examples:
         >>> loss = MeanAbsoluteError(reduction="sum")
@@ -315,14 +308,22 @@ class MeanAbsoluteError(FunctionLoss):
         0.4500
     """
 
-    function = staticmethod(mean_absolute_error)
+    function = mean_absolute_error
+
+    def __init__(
+        self,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "mean_absolute_error",
+        dtype: DTypeLike | None = None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
 
 
-class MeanAbsolutePercentageError(FunctionLoss):
+class MeanAbsolutePercentageError(Loss):
     """``100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7))``.
 
     See :func:`mean_absolute_percentage_error`. Args: ``reduction``, ``name``, ``dtype`` as
-    for :class:`~losses_jax.base.Loss`.
+    for :class:`~losses_jax.Loss`.
 
     Examples:
         >>> y_true, y_pred = jnp.array([[100.0], [200.0]]), jnp.array([[90.0], [210.0]])
@@ -330,14 +331,22 @@ class MeanAbsolutePercentageError(FunctionLoss):
         7.5000
     """
 
-    function = staticmethod(mean_absolute_percentage_error)
+    function = mean_absolute_percentage_error
+
+    def __init__(
+        self,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "mean_absolute_percentage_error",
+        dtype: DTypeLike | None = None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
 
 
-class MeanSquaredLogarithmicError(FunctionLoss):
+class MeanSquaredLogarithmicError(Loss):
     """``mean((log1p(y_pred) - log1p(y_true)) ** 2)``, inputs clipped below at 1e-7.
 
     See :func:`mean_squared_logarithmic_error`. Args: ``reduction``, ``name``, ``dtype`` as
-    for :class:`~losses_jax.base.Loss`.
+    for :class:`~losses_jax.Loss`.
 
     Examples:
         >>> loss = MeanSquaredLogarithmicError(dtype="bfloat16")
@@ -346,15 +355,23 @@ class MeanSquaredLogarithmicError(FunctionLoss):
         (dtype(bfloat16), 0.48)
     """
 
-    function = staticmethod(mean_squared_logarithmic_error)
+    function = mean_squared_logarithmic_error
+
+    def __init__(
+        self,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "mean_squared_logarithmic_error",
+        dtype: DTypeLike | None = None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
 
 
-class CosineSimilarity(LossFunctionWrapper):
+class CosineSimilarity(Loss):
     """Negative cosine similarity along ``axis``; see :func:`cosine_similarity`.
 
     Args:
         axis: the feature axis (default ``-1``).
-        reduction, name, dtype: as for :class:`~losses_jax.base.Loss`.
+        reduction, name, dtype: as for :class:`~losses_jax.Loss`.
 
     Examples:
         >>> y_true = jnp.array([[0.0, 1.0], [1.0, 1.0]])
@@ -363,37 +380,53 @@ class CosineSimilarity(LossFunctionWrapper):
         -0.5000
     """
 
+    function = cosine_similarity
+
     def __init__(
-        self, axis=-1, reduction="sum_over_batch_size", name="cosine_similarity", dtype=None
+        self,
+        axis: int = -1,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "cosine_similarity",
+        dtype: DTypeLike | None = None,
     ):
-        check_axis_type(axis, "cosine_similarity", allow_tuple=False)
-        super().__init__(cosine_similarity, reduction=reduction, name=name, dtype=dtype, axis=axis)
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.axis = check_axis(axis, "cosine_similarity", allow_tuple=False)
 
 
-class Huber(LossFunctionWrapper):
+class Huber(Loss):
     """Huber loss, quadratic below ``delta`` and linear above; see :func:`huber`.
 
     Args:
         delta: the positive error at which the loss turns linear (default 1.0).
-        reduction, name, dtype: as for :class:`~losses_jax.base.Loss`.
+        reduction, name, dtype: as for :class:`~losses_jax.Loss`.
 
     Examples:
         >>> y_true = jnp.array([[0.0, 1.0], [0.0, 0.0]])
         >>> y_pred = jnp.array([[0.6, 0.4], [0.4, 0.6]])
         >>> print(f"{float(Huber()(y_true, y_pred)):.4f}")
         0.1550
+        >>> Huber(delta=2.0).delta
+        2.0
     """
 
-    def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="huber_loss", dtype=None):
-        _check_delta(delta)
-        super().__init__(huber, reduction=reduction, name=name, dtype=dtype, delta=delta)
+    function = huber
+
+    def __init__(
+        self,
+        delta: float = 1.0,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "huber_loss",
+        dtype: DTypeLike | None = None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.delta = _check_delta(delta)
 
 
-class LogCosh(FunctionLoss):
+class LogCosh(Loss):
     """Log of the hyperbolic cosine of the error, ``mean(log(cosh(y_pred - y_true)))``.
 
     See :func:`log_cosh`. Args: ``reduction``, ``name``, ``dtype`` as for
-    :class:`~losses_jax.base.Loss`.
+    :class:`~losses_jax.Loss`.
 
     Examples:
         >>> y_true = jnp.array([[0.0, 1.0], [0.0, 0.0]])
@@ -402,4 +435,12 @@ class LogCosh(FunctionLoss):
         0.1084
     """
 
-    function = staticmethod(log_cosh)
+    function = log_cosh
+
+    def __init__(
+        self,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "log_cosh",
+        dtype: DTypeLike | None = None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)

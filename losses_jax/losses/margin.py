@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
-from losses_jax.base import FunctionLoss
-from losses_jax.numerics import mean_of_elementwise, prepare_pair
+from losses_jax._numerics import mean_of_elementwise, prepare_pair
+from losses_jax.base import Loss
 
 __all__ = [
     "CategoricalHinge",
@@ -41,11 +42,15 @@ def _squared_margin_violation(y_true, y_pred):
     return jnp.square(_margin_violation(y_true, y_pred))
 
 
-def hinge(y_true, y_pred) -> jax.Array:
+def hinge(y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
     """Hinge loss per sample: ``mean(max(1 - y_true * y_pred, 0), axis=-1)``.
 
     ``y_true`` holds labels in {-1, 1} (or {0, 1}, mapped to {-1, 1}), ``y_pred`` scores.
     Shapes: ``(batch, d0, ..., dN)`` -> ``(batch, d0, ..., dN-1)``.
+
+    References:
+        Cortes & Vapnik (1995), "Support-Vector Networks", *Machine Learning* 20. Keras 3,
+        ``keras.losses.hinge`` (including the {0, 1} -> {-1, 1} mapping).
 
     Examples:
         >>> loss = hinge(jnp.array([[0, 1], [1, 1]]), jnp.array([[0.6, 0.4], [-0.4, 0.6]]))
@@ -55,10 +60,15 @@ def hinge(y_true, y_pred) -> jax.Array:
     return mean_of_elementwise(_margin_violation, y_true, y_pred, "hinge")
 
 
-def squared_hinge(y_true, y_pred) -> jax.Array:
+def squared_hinge(y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
     """Squared hinge loss per sample: ``mean(max(1 - y_true * y_pred, 0) ** 2, axis=-1)``.
 
-    Labels and shapes as for :func:`hinge`.
+    Labels and shapes as for :func:`hinge`: ``(batch, d0, ..., dN)`` ->
+    ``(batch, d0, ..., dN-1)``.
+
+    References:
+        Keras 3, ``keras.losses.squared_hinge``: the square of the hinge of Cortes & Vapnik
+        (1995), "Support-Vector Networks", *Machine Learning* 20.
 
     Examples:
         >>> loss = squared_hinge(jnp.array([[0, 1], [1, 1]]), jnp.array([[0.6, 0.4], [-0.4, 0.6]]))
@@ -68,7 +78,7 @@ def squared_hinge(y_true, y_pred) -> jax.Array:
     return mean_of_elementwise(_squared_margin_violation, y_true, y_pred, "squared_hinge")
 
 
-def categorical_hinge(y_true, y_pred) -> jax.Array:
+def categorical_hinge(y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
     """Categorical hinge loss per sample: ``max(neg - pos + 1, 0)``.
 
     ``pos = sum(y_true * y_pred, axis=-1)`` is the score of the true class and
@@ -80,6 +90,13 @@ def categorical_hinge(y_true, y_pred) -> jax.Array:
 
     Returns:
         Losses of shape ``(batch, d0, ..., dN-1)`` in ``y_pred``'s floating dtype.
+
+    References:
+        Crammer & Singer (2001), "On the Algorithmic Implementation of Multiclass Kernel-based
+        Vector Machines", *JMLR* 2. This is Keras's form (``keras.losses.categorical_hinge``):
+        the true class enters ``neg`` as 0, so ``neg = max(0, max_{j != y} y_pred[j])`` and the
+        loss differs from Crammer & Singer's ``max(0, 1 + max_{j != y} y_pred[j] - pos)`` when
+        every other score is negative.
 
     Examples:
         >>> y_true = jnp.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
@@ -93,10 +110,10 @@ def categorical_hinge(y_true, y_pred) -> jax.Array:
     return jnp.maximum(best_other_score - true_score + 1.0, 0.0).astype(out_dtype)
 
 
-class Hinge(FunctionLoss):
+class Hinge(Loss):
     """Hinge loss, ``max(1 - y_true * y_pred, 0)``; see :func:`hinge`.
 
-    Args: ``reduction``, ``name``, ``dtype`` as for :class:`~losses_jax.base.Loss`.
+    Args: ``reduction``, ``name``, ``dtype`` as for :class:`~losses_jax.Loss`.
 
     Examples:
         >>> loss = Hinge()(jnp.array([[0, 1], [1, 1]]), jnp.array([[0.6, 0.4], [-0.4, 0.6]]))
@@ -104,13 +121,21 @@ class Hinge(FunctionLoss):
         1.0000
     """
 
-    function = staticmethod(hinge)
+    function = hinge
+
+    def __init__(
+        self,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "hinge",
+        dtype: DTypeLike | None = None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
 
 
-class SquaredHinge(FunctionLoss):
+class SquaredHinge(Loss):
     """Squared hinge loss, ``max(1 - y_true * y_pred, 0) ** 2``; see :func:`squared_hinge`.
 
-    Args: ``reduction``, ``name``, ``dtype`` as for :class:`~losses_jax.base.Loss`.
+    Args: ``reduction``, ``name``, ``dtype`` as for :class:`~losses_jax.Loss`.
 
     Examples:
         >>> loss = SquaredHinge(reduction=None)
@@ -118,13 +143,21 @@ class SquaredHinge(FunctionLoss):
         [1.125]
     """
 
-    function = staticmethod(squared_hinge)
+    function = squared_hinge
+
+    def __init__(
+        self,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "squared_hinge",
+        dtype: DTypeLike | None = None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
 
 
-class CategoricalHinge(FunctionLoss):
+class CategoricalHinge(Loss):
     """Categorical hinge loss, ``max(neg - pos + 1, 0)``; see :func:`categorical_hinge`.
 
-    Args: ``reduction``, ``name``, ``dtype`` as for :class:`~losses_jax.base.Loss`.
+    Args: ``reduction``, ``name``, ``dtype`` as for :class:`~losses_jax.Loss`.
 
     Examples:
         >>> y_true = jnp.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
@@ -133,4 +166,12 @@ class CategoricalHinge(FunctionLoss):
         1.4000
     """
 
-    function = staticmethod(categorical_hinge)
+    function = categorical_hinge
+
+    def __init__(
+        self,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "categorical_hinge",
+        dtype: DTypeLike | None = None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)

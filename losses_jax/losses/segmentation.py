@@ -9,22 +9,23 @@ Computations run in float32 for float16/bfloat16 inputs and return ``y_pred``'s 
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
-from jax.sharding import PartitionSpec
+from jax.typing import ArrayLike, DTypeLike
 
-from losses_jax.base import LossFunctionWrapper
-from losses_jax.numerics import (
-    EPSILON,
-    accumulation_dtype,
+from losses_jax._numerics import EPSILON, accumulation_dtype, logsumexp, prepare_pair
+from losses_jax._sharding import replicated
+from losses_jax._validation import (
     as_float_array,
     as_label_array,
-    check_axis_type,
+    check_axis,
+    check_bool,
     check_number,
-    logsumexp,
-    prepare_pair,
     resolve_axis,
 )
+from losses_jax.base import Loss
 
 __all__ = ["Circle", "Dice", "Tversky", "circle", "dice", "tversky"]
 
@@ -44,7 +45,7 @@ def _overlap_sums(y_true, y_pred, axis, loss_name: str):
     return intersection, missed, spurious, total, out_dtype
 
 
-def dice(y_true, y_pred, axis=None) -> jax.Array:
+def dice(y_true: ArrayLike, y_pred: ArrayLike, axis: Any = None) -> jax.Array:
     """Dice loss: ``1 - 2 * sum(y_true * y_pred) / (sum(y_true) + sum(y_pred) + 1e-7)``.
 
     The sums run over ``axis``; ``axis=None`` sums over everything and returns a scalar.
@@ -58,6 +59,11 @@ def dice(y_true, y_pred, axis=None) -> jax.Array:
         Losses with ``axis`` removed (a scalar for ``axis=None``) in ``y_pred``'s floating
         dtype.
 
+    References:
+        Milletari, Navab & Ahmadi (2016), "V-Net: Fully Convolutional Neural Networks for
+        Volumetric Medical Image Segmentation", 3DV. V-Net's denominator sums squares; this is
+        Keras's form (``keras.losses.dice``), which sums the values.
+
     Examples:
         >>> y_true = jnp.array([[[[1.0], [1.0]], [[0.0], [0.0]]], [[[1.0], [1.0]], [[0.0], [0.0]]]])
         >>> y_pred = jnp.array([[[[0.0], [1.0]], [[0.0], [1.0]]], [[[0.4], [0.0]], [[0.0], [0.9]]]])
@@ -70,12 +76,17 @@ def dice(y_true, y_pred, axis=None) -> jax.Array:
     return (1.0 - 2.0 * intersection / (total + EPSILON)).astype(out_dtype)
 
 
-def _check_tversky_weights(alpha, beta):
-    check_number(alpha, "alpha", low=0.0)
-    check_number(beta, "beta", low=0.0)
+def _check_weight(value: float, name: str) -> float:
+    return check_number(value, name, low=0.0)
 
 
-def tversky(y_true, y_pred, alpha=0.5, beta=0.5, axis=None) -> jax.Array:
+def tversky(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    alpha: float = 0.5,
+    beta: float = 0.5,
+    axis: Any = None,
+) -> jax.Array:
     """Tversky loss: ``1 - tp / (tp + alpha * m + beta * s + 1e-7)``, summed over ``axis``.
 
     With ``t = y_true`` and ``p = y_pred``: ``tp = sum(t * p)``, ``m = sum(t * (1 - p))`` (the
@@ -95,23 +106,26 @@ def tversky(y_true, y_pred, alpha=0.5, beta=0.5, axis=None) -> jax.Array:
         Losses with ``axis`` removed (a scalar for ``axis=None``) in ``y_pred``'s floating
         dtype.
 
+    References:
+        Salehi, Erdogmus & Gholipour (2017), "Tversky Loss Function for Image Segmentation
+        Using 3D Fully Convolutional Deep Networks", MLMI (MICCAI workshop). Keras 3,
+        ``keras.losses.tversky``.
+
     Examples:
         >>> y_true = jnp.array([[1, 0, 1, 0], [0, 1, 0, 1], [1, 0, 1, 0], [0, 1, 0, 1]])
         >>> y_pred = jnp.array([[0, 1, 0, 1], [1, 0, 1, 1], [0, 1, 0, 1], [1, 0, 1, 1]])
         >>> print(f"{float(tversky(y_true, y_pred)):.4f}")
         0.7778
     """
-    _check_tversky_weights(alpha, beta)
+    _check_weight(alpha, "alpha")
+    _check_weight(beta, "beta")
     intersection, missed, spurious, _, out_dtype = _overlap_sums(y_true, y_pred, axis, "tversky")
     denominator = intersection + alpha * missed + beta * spurious + EPSILON
     return (1.0 - intersection / denominator).astype(out_dtype)
 
 
-def _check_circle_options(gamma, margin, remove_diagonal):
-    check_number(gamma, "gamma", low=0.0, low_inclusive=False)
-    check_number(margin, "margin")
-    if not isinstance(remove_diagonal, bool):
-        raise TypeError(f"`remove_diagonal` must be a bool; received {remove_diagonal!r}.")
+def _check_gamma(gamma: float) -> float:
+    return check_number(gamma, "gamma", low=0.0, low_inclusive=False)
 
 
 def _labels_and_embeddings(labels, embeddings, labels_name: str, embeddings_name: str):
@@ -132,18 +146,6 @@ def _labels_and_embeddings(labels, embeddings, labels_name: str, embeddings_name
     return labels.astype(jnp.int32), embeddings
 
 
-def _replicated(x: jax.Array) -> jax.Array:
-    """``x`` gathered onto every device when sharded over explicit mesh axes, else ``x``.
-
-    Under explicit axes, a pairwise op of two batch-sharded operands has no legal sharding;
-    with automatic axes (or no mesh) the partitioner chooses and nothing changes here.
-    """
-    spec = getattr(jax.typeof(x).sharding, "spec", ())
-    if any(axis is not None for axis in spec):
-        return jax.sharding.reshard(x, PartitionSpec())
-    return x
-
-
 def _circle_pair_masks(labels, ref_labels, remove_diagonal: bool):
     """``(positive, negative)`` boolean ``(n, m)`` masks: same label (off-diagonal) / other."""
     same_label = labels[:, None] == ref_labels[None, :]
@@ -154,13 +156,13 @@ def _circle_pair_masks(labels, ref_labels, remove_diagonal: bool):
 
 
 def circle(
-    y_true,
-    y_pred,
-    ref_labels=None,
-    ref_embeddings=None,
-    remove_diagonal=True,
-    gamma=80.0,
-    margin=0.4,
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    ref_labels: ArrayLike | None = None,
+    ref_embeddings: ArrayLike | None = None,
+    remove_diagonal: bool = True,
+    gamma: float = 80.0,
+    margin: float = 0.4,
 ) -> jax.Array:
     """Circle loss (Sun et al., 2020) per query embedding.
 
@@ -187,13 +189,19 @@ def circle(
     Returns:
         Losses of shape ``(batch,)`` in ``y_pred``'s floating dtype.
 
+    References:
+        Sun et al. (2020), "Circle Loss: A Unified Perspective of Pair Similarity
+        Optimization", CVPR. Keras 3, ``keras.losses.circle``.
+
     Examples:
         >>> labels = jnp.array([0, 0, 1])
         >>> embeddings = jnp.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
         >>> [round(float(v), 4) for v in circle(labels, embeddings, gamma=2.0, margin=0.25)]
         [0.6118, 1.0055, 0.0]
     """
-    _check_circle_options(gamma, margin, remove_diagonal)
+    _check_gamma(gamma)
+    check_number(margin, "margin")
+    check_bool(remove_diagonal, "remove_diagonal")
     labels, queries = _labels_and_embeddings(y_true, y_pred, "y_true", "y_pred")
     out_dtype = queries.dtype
     acc_dtype = accumulation_dtype(out_dtype)
@@ -212,7 +220,7 @@ def circle(
             f"{tuple(keys.shape)} must have the same embedding size."
         )
     # Every query meets every key: the keys are gathered, the rows keep the queries' sharding.
-    ref_labels, keys = _replicated(ref_labels), _replicated(keys)
+    ref_labels, keys = replicated(ref_labels), replicated(keys)
     similarity = jnp.matmul(
         queries.astype(acc_dtype),
         keys.astype(acc_dtype).T,
@@ -233,11 +241,11 @@ def circle(
     return loss.astype(out_dtype)
 
 
-class Dice(LossFunctionWrapper):
+class Dice(Loss):
     """Dice loss over ``axis``; see :func:`dice`.
 
     Args:
-        reduction, name, dtype: as for :class:`~losses_jax.base.Loss`.
+        reduction, name, dtype: as for :class:`~losses_jax.Loss`.
         axis: int, tuple of ints or None (default: sum over everything).
 
     Examples:
@@ -246,18 +254,26 @@ class Dice(LossFunctionWrapper):
         -0.5556
     """
 
-    def __init__(self, reduction="sum_over_batch_size", name="dice", axis=None, dtype=None):
-        check_axis_type(axis, "dice")
-        super().__init__(dice, reduction=reduction, name=name, dtype=dtype, axis=axis)
+    function = dice
+
+    def __init__(
+        self,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "dice",
+        axis: Any = None,
+        dtype: DTypeLike | None = None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.axis = check_axis(axis, "dice")
 
 
-class Tversky(LossFunctionWrapper):
+class Tversky(Loss):
     """Tversky loss over ``axis``; see :func:`tversky`.
 
     Args:
         alpha: non-negative weight of the missed target mass (default 0.5).
         beta: non-negative weight of the predicted mass outside the target (default 0.5).
-        reduction, name, dtype: as for :class:`~losses_jax.base.Loss`.
+        reduction, name, dtype: as for :class:`~losses_jax.Loss`.
         axis: int, tuple of ints or None (default: sum over everything).
 
     Examples:
@@ -268,29 +284,24 @@ class Tversky(LossFunctionWrapper):
         [0.5, 0.7222]
     """
 
+    function = tversky
+
     def __init__(
         self,
-        alpha=0.5,
-        beta=0.5,
-        reduction="sum_over_batch_size",
-        name="tversky",
-        axis=None,
-        dtype=None,
+        alpha: float = 0.5,
+        beta: float = 0.5,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "tversky",
+        axis: Any = None,
+        dtype: DTypeLike | None = None,
     ):
-        _check_tversky_weights(alpha, beta)
-        check_axis_type(axis, "tversky")
-        super().__init__(
-            tversky,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-            alpha=alpha,
-            beta=beta,
-            axis=axis,
-        )
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.alpha = _check_weight(alpha, "alpha")
+        self.beta = _check_weight(beta, "beta")
+        self.axis = check_axis(axis, "tversky")
 
 
-class Circle(LossFunctionWrapper):
+class Circle(Loss):
     """Circle loss on integer labels ``(batch,)`` and embeddings ``(batch, dim)``.
 
     See :func:`circle`. As in Keras, queries whose loss is 0 (no positive or no negative pair
@@ -302,7 +313,7 @@ class Circle(LossFunctionWrapper):
         gamma: positive scale of the logits (default 80).
         margin: relaxation margin (default 0.4).
         remove_diagonal: whether self-pairs are left out of the positives (default True).
-        reduction, name, dtype: as for :class:`~losses_jax.base.Loss`.
+        reduction, name, dtype: as for :class:`~losses_jax.Loss`.
 
     Examples:
         >>> labels = jnp.array([0, 0, 1])
@@ -311,34 +322,23 @@ class Circle(LossFunctionWrapper):
         0.8086
     """
 
+    function = circle
+    labels_are_ids = True
+
     def __init__(
         self,
-        gamma=80.0,
-        margin=0.4,
-        remove_diagonal=True,
-        reduction="sum_over_batch_size",
-        name="circle",
-        dtype=None,
+        gamma: float = 80.0,
+        margin: float = 0.4,
+        remove_diagonal: bool = True,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "circle",
+        dtype: DTypeLike | None = None,
     ):
-        _check_circle_options(gamma, margin, remove_diagonal)
-        super().__init__(
-            circle,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-            gamma=gamma,
-            margin=margin,
-            remove_diagonal=remove_diagonal,
-        )
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.gamma = _check_gamma(gamma)
+        self.margin = check_number(margin, "margin")
+        self.remove_diagonal = check_bool(remove_diagonal, "remove_diagonal")
 
-    def _convert_y_true(self, x):
-        # Labels are class ids: keep them exact (a bfloat16 cast would merge ids above 256).
-        return as_label_array(x, "y_true")
-
-    def call(self, y_true, y_pred) -> jax.Array:
-        # No Keras rank alignment: labels (batch,) and embeddings (batch, 1) must stay as given.
-        return self.fn(y_true, y_pred, **self._fn_kwargs)
-
-    def loss_mask(self, y_true, y_pred) -> jax.Array:
-        # Keras masks the per-query losses with `loss > 0` (under jit this reuses `call`).
-        return self.call(y_true, y_pred) > 0
+    def loss_mask(self, y_true: jax.Array, y_pred: jax.Array, losses: jax.Array) -> jax.Array:
+        # Keras masks the per-query losses with `loss > 0`.
+        return losses > 0

@@ -1,0 +1,48 @@
+"""The loss families: one module each, listed once in :data:`FAMILIES`.
+
+Each family module defines per-sample functions and the :class:`~losses_jax.Loss` classes that
+reduce them, and lists its public names (aliases included) in ``__all__``. The package's
+exports, :func:`losses_jax.get` and :func:`losses_jax.identifiers` are all derived from this
+list: a new family is one module here plus one line in each block below.
+"""
+
+from losses_jax.losses import (
+    binary,
+    categorical,
+    large_vocab,
+    margin,
+    probabilistic,
+    regression,
+    segmentation,
+    sequence,
+)
+from losses_jax.losses.binary import *  # noqa: F403
+from losses_jax.losses.categorical import *  # noqa: F403
+from losses_jax.losses.large_vocab import *  # noqa: F403
+from losses_jax.losses.margin import *  # noqa: F403
+from losses_jax.losses.probabilistic import *  # noqa: F403
+from losses_jax.losses.regression import *  # noqa: F403
+from losses_jax.losses.segmentation import *  # noqa: F403
+from losses_jax.losses.sequence import *  # noqa: F403
+
+#: Every family module, in catalogue order.
+FAMILIES = (
+    binary,
+    categorical,
+    probabilistic,
+    regression,
+    margin,
+    segmentation,
+    sequence,
+    large_vocab,
+)
+
+__all__: list[str] = []
+__all__ += binary.__all__
+__all__ += categorical.__all__
+__all__ += probabilistic.__all__
+__all__ += regression.__all__
+__all__ += margin.__all__
+__all__ += segmentation.__all__
+__all__ += sequence.__all__
+__all__ += large_vocab.__all__

@@ -1,0 +1,636 @@
+"""Float64 NumPy references: one per loss, written from the formulas, in one place.
+
+Every loss class of the catalogue has exactly one reference here, attached to its
+:class:`catalogue.Entry` as ``Entry.reference`` (and, where an analytic gradient is known,
+``Entry.reference_grad``). The family test files call the same functions on their own inputs;
+the cross-cutting tests call :func:`reference_values` on catalogue inputs. A reference never
+calls ``losses_jax``: it is the formula of the cited source, evaluated in float64, so it is
+independent of the code under test.
+
+Conventions:
+
+* ``reference(y_true, y_pred, **extra, **options) -> per-sample values`` (float64), where
+  ``options`` are the loss's constructor options (``reduction``/``dtype``/``name`` excluded)
+  and ``extra`` the extra call arguments (e.g. ``classifier``);
+* ``reference_grad(y_true, y_pred, **options) -> d sum(values) / d y_pred`` (float64);
+* integer labels are used as given; every float input is converted to float64 first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # catalogue imports this module: no import cycle at run time
+    from catalogue import Entry, Inputs
+
+EPS = 1e-7  # Keras's fuzz factor, ``keras.backend.epsilon()``
+LOG_2 = math.log(2.0)
+
+
+def f64(x) -> np.ndarray:
+    return np.asarray(x, np.float64)
+
+
+# --------------------------------------------------------------------------------------
+# numerical building blocks (float64)
+# --------------------------------------------------------------------------------------
+def logsumexp(x, axis=-1, keepdims=False):
+    """``log(sum(exp(x), axis))`` shifted by the row maximum; an all ``-inf`` row gives ``-inf``."""
+    x = f64(x)
+    peak = np.max(x, axis=axis, keepdims=True)
+    peak = np.where(np.isfinite(peak), peak, 0.0)
+    with np.errstate(divide="ignore"):  # an all -inf row gives -inf
+        out = np.log(np.sum(np.exp(x - peak), axis=axis, keepdims=True)) + peak
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def log_softmax(x, axis=-1):
+    """``x - logsumexp(x)``, computed as ``(x - peak) - log(sum)``.
+
+    Adding the peak back first would round ``log(sum)`` away at ``|x| ~ 1e30``. An all
+    ``-inf`` row gives ``-inf``.
+    """
+    x = f64(x)
+    peak = np.max(x, axis=axis, keepdims=True)
+    shifted = x - np.where(np.isfinite(peak), peak, 0.0)
+    total = np.sum(np.exp(shifted), axis=axis, keepdims=True)
+    # An all -inf row (total 0) gives -inf everywhere.
+    return np.where(total > 0, shifted - np.log(np.where(total > 0, total, 1.0)), -np.inf)
+
+
+def softplus(x):
+    """``log(1 + exp(x))``, exact for every ``x`` (``±inf`` included)."""
+    return np.logaddexp(0.0, f64(x))
+
+
+def log_sigmoid(x):
+    """``log(sigmoid(x)) = -softplus(-x)``."""
+    return -softplus(-f64(x))
+
+
+def sigmoid(x):
+    return np.exp(log_sigmoid(x))
+
+
+def log_cosh_elementwise(x):
+    """``log(cosh(x))`` to float64 relative precision for every finite ``x``.
+
+    ``cosh(x) - 1 = 2 sinh(x/2)^2`` (no cancellation near 0); above 20,
+    ``log(cosh x) = |x| - log 2 + log1p(exp(-2|x|))`` (no overflow).
+    """
+    x = np.abs(f64(x))
+    small = np.minimum(x, 20.0)
+    return np.where(
+        x < 20.0, np.log1p(2.0 * np.sinh(small / 2.0) ** 2), x - LOG_2 + np.log1p(np.exp(-2 * x))
+    )
+
+
+def times_log(weights, logs):
+    """``weights * logs`` with 0 where the weight is 0 (a masked class has log ``-inf``)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(weights != 0, weights * logs, 0.0)
+
+
+def one_hot(labels, num_classes, axis=-1):
+    """Keras's ``one_hot``: a label outside ``[0, num_classes)`` gives a row of zeros."""
+    labels = np.asarray(labels)
+    encoded = (labels[..., None] == np.arange(num_classes)).astype(np.float64)
+    return np.moveaxis(encoded, -1, axis)
+
+
+def at_label(x, labels):
+    """``x[..., label]`` on the last axis, with labels clipped into range."""
+    safe = np.clip(np.asarray(labels), 0, x.shape[-1] - 1)
+    return np.take_along_axis(x, safe[..., None], axis=-1)[..., 0]
+
+
+def class_log_probs(y_pred, from_logits, axis=-1):
+    """Log-probabilities as Keras defines them: log-softmax of logits, or the log of the
+    probabilities renormalised over ``axis`` and clipped to ``[EPS, 1 - EPS]``."""
+    x = f64(y_pred)
+    if from_logits:
+        return log_softmax(x, axis)
+    return np.log(np.clip(x / np.sum(x, axis=axis, keepdims=True), EPS, 1 - EPS))
+
+
+def _binary_log_probs(p, from_logits):
+    """``(log p, log(1 - p))`` from logits, or from probabilities clipped to [EPS, 1-EPS]."""
+    if from_logits:
+        return log_sigmoid(p), log_sigmoid(-p)
+    p = np.clip(p, EPS, 1 - EPS)
+    return np.log(p), np.log(1 - p)
+
+
+def _smooth_binary(y_true, label_smoothing):
+    return f64(y_true) * (1 - label_smoothing) + 0.5 * label_smoothing
+
+
+def _smooth_classes(y_true, label_smoothing, axis):
+    """Smoothing towards the uniform distribution over the classes of ``axis``."""
+    t = f64(y_true)
+    return t * (1 - label_smoothing) + label_smoothing / t.shape[axis]
+
+
+# --------------------------------------------------------------------------------------
+# binary
+# --------------------------------------------------------------------------------------
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    """``mean(-(t log p + (1 - t) log(1 - p)), axis)``, ``t`` smoothed towards 0.5.
+
+    Source: Goodfellow, Bengio & Courville (2016), *Deep Learning*, §6.2.2; label smoothing:
+    Szegedy et al. (2016), CVPR. Keras 3 ``keras.losses.binary_crossentropy`` semantics:
+    probabilities clipped to ``[1e-7, 1 - 1e-7]``; logits through exact log-sigmoids.
+    """
+    t = _smooth_binary(y_true, label_smoothing)
+    log_p, log_q = _binary_log_probs(f64(y_pred), from_logits)
+    return np.mean(-(t * log_p + (1 - t) * log_q), axis=axis)
+
+
+def binary_focal_crossentropy(
+    y_true,
+    y_pred,
+    apply_class_balancing=False,
+    alpha=0.25,
+    gamma=2.0,
+    from_logits=False,
+    label_smoothing=0.0,
+    axis=-1,
+):
+    """``mean(w (1 - p_t)^gamma bce, axis)``, ``p_t = t p + (1 - t)(1 - p)``, ``w`` the
+    class balancing ``t alpha + (1 - t)(1 - alpha)`` (or 1).
+
+    Source: Lin, Goyal, Girshick, He & Dollár (2017), "Focal Loss for Dense Object Detection",
+    ICCV. Keras 3 ``keras.losses.binary_focal_crossentropy`` semantics (smoothing before
+    ``p_t``; ``p`` unclipped in the focal factor).
+    """
+    t = _smooth_binary(y_true, label_smoothing)
+    x = f64(y_pred)
+    log_p, log_q = _binary_log_probs(x, from_logits)
+    bce = -(t * log_p + (1 - t) * log_q)
+    prob = sigmoid(x) if from_logits else x
+    p_t = t * prob + (1 - t) * (1 - prob)
+    weight = t * alpha + (1 - t) * (1 - alpha) if apply_class_balancing else 1.0
+    return np.mean(weight * (1 - p_t) ** gamma * bce, axis=axis)
+
+
+# --------------------------------------------------------------------------------------
+# categorical
+# --------------------------------------------------------------------------------------
+def categorical_crossentropy(
+    y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1, z_loss=0.0
+):
+    """``-sum(t log p, axis) + z_loss * logsumexp(logits)^2``, ``t`` smoothed over ``axis``.
+
+    Source: Goodfellow et al. (2016), *Deep Learning*, §6.2.2; label smoothing: Szegedy et al.
+    (2016); z-loss: Chowdhery et al. (2022), "PaLM", arXiv:2204.02311. Keras 3
+    ``keras.losses.categorical_crossentropy`` semantics (probabilities renormalised and
+    clipped); a class of target weight 0 contributes 0 even at log-probability ``-inf``.
+    """
+    t = _smooth_classes(y_true, label_smoothing, axis)
+    loss = -np.sum(times_log(t, class_log_probs(y_pred, from_logits, axis)), axis=axis)
+    if z_loss:
+        loss = loss + z_loss * logsumexp(y_pred, axis) ** 2
+    return loss
+
+
+def categorical_focal_crossentropy(
+    y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1
+):
+    """``-sum(alpha (1 - p)^gamma t log p, axis)``; ``alpha`` a scalar or one per class.
+
+    Source: Lin et al. (2017), "Focal Loss for Dense Object Detection", ICCV. Keras 3
+    ``keras.losses.categorical_focal_crossentropy`` semantics.
+    """
+    t = _smooth_classes(y_true, label_smoothing, axis)
+    log_p = class_log_probs(y_pred, from_logits, axis)
+    if np.ndim(alpha):
+        shape = [1] * t.ndim
+        shape[axis] = -1
+        alpha = np.reshape(f64(alpha), shape)
+    weights = alpha * (1 - np.exp(log_p)) ** gamma * t
+    return -np.sum(times_log(weights, log_p), axis=axis)
+
+
+def sparse_categorical_crossentropy(
+    y_true, y_pred, from_logits=False, ignore_class=None, axis=-1, z_loss=0.0
+):
+    """``-log p[label] + z_loss * logsumexp(logits)^2``; 0 at ``ignore_class`` labels.
+
+    Source: Goodfellow et al. (2016), §6.2.2; z-loss: Chowdhery et al. (2022). Keras 3
+    ``keras.losses.sparse_categorical_crossentropy`` semantics: labels one-hot encoded (an
+    out-of-range label gives a loss of 0).
+    """
+    labels = np.asarray(y_true)
+    x = f64(y_pred)
+    encoded = one_hot(labels, x.shape[axis], axis)
+    loss = -np.sum(times_log(encoded, class_log_probs(x, from_logits, axis)), axis=axis)
+    if z_loss:
+        loss = loss + z_loss * logsumexp(x, axis) ** 2
+    if ignore_class is not None:
+        loss = np.where(labels == ignore_class, 0.0, loss)
+    return loss
+
+
+# --------------------------------------------------------------------------------------
+# probabilistic
+# --------------------------------------------------------------------------------------
+def poisson(y_true, y_pred):
+    """``mean(p - t log(p + 1e-7), -1)``.
+
+    Source: McCullagh & Nelder (1989), *Generalized Linear Models*; Keras 3
+    ``keras.losses.poisson``.
+    """
+    t, p = f64(y_true), f64(y_pred)
+    return np.mean(p - t * np.log(p + EPS), axis=-1)
+
+
+def kl_divergence(y_true, y_pred):
+    """``sum(t log(t / p), -1)`` with both clipped to ``[1e-7, 1]``.
+
+    Source: Kullback & Leibler (1951), *Ann. Math. Stat.* 22(1); Keras 3
+    ``keras.losses.kl_divergence``.
+    """
+    t, p = np.clip(f64(y_true), EPS, 1), np.clip(f64(y_pred), EPS, 1)
+    return np.sum(t * np.log(t / p), axis=-1)
+
+
+def categorical_generalized_cross_entropy(y_true, y_pred, q=0.5):
+    """``(1 - p[label]^q) / q``, the label one-hot encoded.
+
+    Source: Zhang & Sabuncu (2018), "Generalized Cross Entropy Loss for Training Deep Neural
+    Networks with Noisy Labels", NeurIPS; Keras 3
+    ``keras.losses.categorical_generalized_cross_entropy``.
+    """
+    x = f64(y_pred)
+    p = np.sum(one_hot(y_true, x.shape[-1]) * x, axis=-1)
+    return (1 - p**q) / q
+
+
+# --------------------------------------------------------------------------------------
+# regression (Keras 3 ``keras.losses``: same formulas and constants)
+# --------------------------------------------------------------------------------------
+def mean_squared_error(y_true, y_pred):
+    """``mean((t - p)^2, -1)``; Keras 3 ``keras.losses.mean_squared_error``."""
+    t, p = f64(y_true), f64(y_pred)
+    return np.mean((t - p) ** 2, axis=-1)
+
+
+def mean_absolute_error(y_true, y_pred):
+    """``mean(|t - p|, -1)``; Keras 3 ``keras.losses.mean_absolute_error``."""
+    t, p = f64(y_true), f64(y_pred)
+    return np.mean(np.abs(t - p), axis=-1)
+
+
+def mean_absolute_percentage_error(y_true, y_pred):
+    """``100 mean(|t - p| / max(|t|, 1e-7), -1)``; Keras 3
+    ``keras.losses.mean_absolute_percentage_error``."""
+    t, p = f64(y_true), f64(y_pred)
+    return 100.0 * np.mean(np.abs(t - p) / np.maximum(np.abs(t), EPS), axis=-1)
+
+
+def mean_squared_logarithmic_error(y_true, y_pred):
+    """``mean((log(max(p, 1e-7) + 1) - log(max(t, 1e-7) + 1))^2, -1)``; Keras 3
+    ``keras.losses.mean_squared_logarithmic_error``."""
+    t, p = f64(y_true), f64(y_pred)
+    log_ratio = np.log(np.maximum(p, EPS) + 1.0) - np.log(np.maximum(t, EPS) + 1.0)
+    return np.mean(log_ratio**2, axis=-1)
+
+
+def unit(x, axis=-1):
+    """Keras's ``normalize``: ``x / max(||x||, 1e-7)`` along ``axis``."""
+    x = f64(x)
+    return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), EPS)
+
+
+def cosine_similarity(y_true, y_pred, axis=-1):
+    """``-sum(unit(t) unit(p), axis)``; Keras 3 ``keras.losses.cosine_similarity`` (same sign
+    convention and norm floor)."""
+    return -np.sum(unit(y_true, axis) * unit(y_pred, axis), axis=axis)
+
+
+def huber(y_true, y_pred, delta=1.0):
+    """``mean(e^2 / 2 if |e| <= delta else delta |e| - delta^2 / 2, -1)``, ``e = p - t``.
+
+    Source: Huber (1964), "Robust Estimation of a Location Parameter", *Ann. Math. Stat.*
+    35(1); Keras 3 ``keras.losses.huber``.
+    """
+    e = np.abs(f64(y_pred) - f64(y_true))
+    return np.mean(np.where(e <= delta, 0.5 * e**2, delta * e - 0.5 * delta**2), axis=-1)
+
+
+def log_cosh(y_true, y_pred):
+    """``mean(log(cosh(p - t)), -1)``; Keras 3 ``keras.losses.log_cosh`` (same formula),
+    evaluated with :func:`log_cosh_elementwise`: neither tiny nor huge errors lose precision."""
+    return np.mean(log_cosh_elementwise(f64(y_pred) - f64(y_true)), axis=-1)
+
+
+# Analytic gradients of sum(loss) w.r.t. y_pred, in float64 (the derivatives of the formulas).
+def grad_mean_squared_error(y_true, y_pred):
+    """``2 (p - t) / d``, ``d`` the size of the last axis (differentiating the formula above)."""
+    t, p = f64(y_true), f64(y_pred)
+    return 2.0 * (p - t) / p.shape[-1]
+
+
+def grad_mean_absolute_error(y_true, y_pred):
+    """``sign(p - t) / d`` (away from the kink at ``p = t``)."""
+    t, p = f64(y_true), f64(y_pred)
+    return np.sign(p - t) / p.shape[-1]
+
+
+def grad_mean_absolute_percentage_error(y_true, y_pred):
+    """``100 sign(p - t) / max(|t|, 1e-7) / d``."""
+    t, p = f64(y_true), f64(y_pred)
+    return 100.0 * np.sign(p - t) / np.maximum(np.abs(t), EPS) / p.shape[-1]
+
+
+def grad_mean_squared_logarithmic_error(y_true, y_pred):
+    """``2 (log1p(max(p, eps)) - log1p(max(t, eps))) / (1 + p) / d``, 0 where ``p <= eps``
+    (Keras's ``maximum`` passes no gradient there)."""
+    t, p = f64(y_true), f64(y_pred)
+    log_ratio = np.log1p(np.maximum(p, EPS)) - np.log1p(np.maximum(t, EPS))
+    return 2.0 * log_ratio / (1.0 + p) * (p > EPS) / p.shape[-1]
+
+
+def grad_cosine_similarity(y_true, y_pred, axis=-1):
+    """For ``||p|| > 1e-7``: ``-(unit(t) - <unit(t), unit(p)> unit(p)) / ||p||``."""
+    unit_t, unit_p = unit(y_true, axis), unit(y_pred, axis)
+    along = np.sum(unit_t * unit_p, axis=axis, keepdims=True)
+    return -(unit_t - along * unit_p) / np.linalg.norm(f64(y_pred), axis=axis, keepdims=True)
+
+
+def grad_huber(y_true, y_pred, delta=1.0):
+    """``e / d`` inside ``|e| <= delta``, ``delta sign(e) / d`` outside; ``e = p - t``."""
+    e = f64(y_pred) - f64(y_true)
+    return np.where(np.abs(e) <= delta, e, delta * np.sign(e)) / e.shape[-1]
+
+
+def grad_log_cosh(y_true, y_pred):
+    """``tanh(p - t) / d``."""
+    e = f64(y_pred) - f64(y_true)
+    return np.tanh(e) / e.shape[-1]
+
+
+# --------------------------------------------------------------------------------------
+# margin (hinge family)
+# --------------------------------------------------------------------------------------
+def signed_labels(y_true):
+    """Keras maps labels to -1/1 only when every label is 0 or 1."""
+    t = f64(y_true)
+    return 2.0 * t - 1.0 if np.all((t == 0) | (t == 1)) else t
+
+
+def hinge(y_true, y_pred):
+    """``mean(max(1 - y p, 0), -1)``, ``y`` the signed labels.
+
+    Source: Cortes & Vapnik (1995), "Support-Vector Networks", *Machine Learning* 20; Keras 3
+    ``keras.losses.hinge`` (including the {0, 1} -> {-1, 1} mapping).
+    """
+    return np.mean(np.maximum(1.0 - signed_labels(y_true) * f64(y_pred), 0.0), axis=-1)
+
+
+def squared_hinge(y_true, y_pred):
+    """``mean(max(1 - y p, 0)^2, -1)``; Keras 3 ``keras.losses.squared_hinge``."""
+    return np.mean(np.maximum(1.0 - signed_labels(y_true) * f64(y_pred), 0.0) ** 2, axis=-1)
+
+
+def categorical_hinge(y_true, y_pred):
+    """``max(neg - pos + 1, 0)``, ``pos = sum(t p)``, ``neg = max((1 - t) p)``.
+
+    Source: Crammer & Singer (2001), *JMLR* 2, in Keras 3's form
+    (``keras.losses.categorical_hinge``: the true class enters ``neg`` as 0).
+    """
+    t, p = f64(y_true), f64(y_pred)
+    pos = np.sum(t * p, axis=-1)
+    neg = np.max((1.0 - t) * p, axis=-1)
+    return np.maximum(neg - pos + 1.0, 0.0)
+
+
+def grad_hinge(y_true, y_pred):
+    """``-y / d`` where the margin ``1 - y p`` is positive, else 0."""
+    y, p = signed_labels(y_true), f64(y_pred)
+    return -y * (1.0 - y * p > 0) / p.shape[-1]
+
+
+def grad_squared_hinge(y_true, y_pred):
+    """``-2 y max(1 - y p, 0) / d``."""
+    y, p = signed_labels(y_true), f64(y_pred)
+    return -2.0 * y * np.maximum(1.0 - y * p, 0.0) / p.shape[-1]
+
+
+def grad_categorical_hinge(y_true, y_pred):
+    """Where the loss is positive: ``+1`` on the best wrong class, ``-t`` on the true one."""
+    t, p = f64(y_true), f64(y_pred)
+    others = (1.0 - t) * p
+    best = np.argmax(others, axis=-1)[..., None]
+    active = (categorical_hinge(t, p) > 0)[..., None]
+    best_one_hot = np.arange(p.shape[-1]) == best
+    return active * (best_one_hot * (1.0 - t) - t)
+
+
+# --------------------------------------------------------------------------------------
+# segmentation and similarity
+# --------------------------------------------------------------------------------------
+def dice(y_true, y_pred, axis=None):
+    """``1 - 2 sum(t p) / (sum(t) + sum(p) + 1e-7)`` over ``axis``.
+
+    Source: Milletari, Navab & Ahmadi (2016), "V-Net", 3DV, in Keras 3's form
+    (``keras.losses.dice``: the denominator sums the values, not their squares).
+    """
+    t, p = f64(y_true), f64(y_pred)
+    overlap = np.sum(t * p, axis=axis)
+    return 1.0 - 2.0 * overlap / (np.sum(t, axis=axis) + np.sum(p, axis=axis) + EPS)
+
+
+def tversky(y_true, y_pred, alpha=0.5, beta=0.5, axis=None):
+    """``1 - tp / (tp + alpha m + beta s + 1e-7)`` over ``axis``; ``m = sum(t (1 - p))``,
+    ``s = sum((1 - t) p)``.
+
+    Source: Salehi, Erdogmus & Gholipour (2017), "Tversky Loss Function for Image Segmentation
+    Using 3D Fully Convolutional Deep Networks", MLMI; Keras 3 ``keras.losses.tversky``.
+    """
+    t, p = f64(y_true), f64(y_pred)
+    hits = np.sum(t * p, axis=axis)
+    missed = np.sum(t * (1.0 - p), axis=axis)
+    spurious = np.sum((1.0 - t) * p, axis=axis)
+    return 1.0 - hits / (hits + alpha * missed + beta * spurious + EPS)
+
+
+def grad_dice(y_true, y_pred, axis=None):
+    """``d/dp [1 - 2 I / S] = -(2 t S - 2 I) / S^2`` per sample, ``S = sum(t) + sum(p) + eps``."""
+    t, p = f64(y_true), f64(y_pred)
+    overlap = np.sum(t * p, axis=axis, keepdims=True)
+    total = np.sum(t, axis=axis, keepdims=True) + np.sum(p, axis=axis, keepdims=True) + EPS
+    return -(2.0 * t * total - 2.0 * overlap) / total**2
+
+
+def grad_tversky(y_true, y_pred, alpha=0.5, beta=0.5, axis=None):
+    """With ``D = tp + alpha m + beta s + eps``: ``d(tp)/dp = t``, ``d(m)/dp = -t``,
+    ``d(s)/dp = 1 - t``, and ``d/dp [1 - tp / D] = -(t D - tp dD/dp) / D^2``."""
+    t, p = f64(y_true), f64(y_pred)
+    hits = np.sum(t * p, axis=axis, keepdims=True)
+    denominator = (
+        hits
+        + alpha * np.sum(t * (1 - p), axis=axis, keepdims=True)
+        + beta * np.sum((1 - t) * p, axis=axis, keepdims=True)
+        + EPS
+    )
+    d_denominator = t - alpha * t + beta * (1.0 - t)
+    return -(t * denominator - hits * d_denominator) / denominator**2
+
+
+def circle(
+    y_true,
+    y_pred,
+    ref_labels=None,
+    ref_embeddings=None,
+    remove_diagonal=True,
+    gamma=80.0,
+    margin=0.4,
+):
+    """Circle loss in similarity form, one query at a time; 0 for a query without a positive
+    or without a negative pair.
+
+    Source: Sun et al. (2020), "Circle Loss: A Unified Perspective of Pair Similarity
+    Optimization", CVPR, with Keras 3's conventions (``keras.losses.circle``): distances
+    ``1 - s`` clipped at 0, the reference set defaulting to the batch, the diagonal removed
+    from the positives when ``remove_diagonal``.
+    """
+    labels, embeddings = np.asarray(y_true), f64(y_pred)
+    ref_labels = labels if ref_labels is None else np.asarray(ref_labels)
+    ref_embeddings = embeddings if ref_embeddings is None else f64(ref_embeddings)
+    losses = []
+    for i, label in enumerate(labels):
+        similarity = np.minimum(ref_embeddings @ embeddings[i], 1.0)
+        same = ref_labels == label
+        not_self = np.arange(len(ref_labels)) != i
+        positives = similarity[same & not_self] if remove_diagonal else similarity[same]
+        negatives = similarity[~same]
+        if positives.size == 0 or negatives.size == 0:
+            losses.append(0.0)
+            continue
+        alpha_p = np.maximum(1.0 + margin - positives, 0.0)
+        alpha_n = np.maximum(negatives + margin, 0.0)
+        logit_p = -gamma * alpha_p * (positives - (1.0 - margin))
+        logit_n = gamma * alpha_n * (negatives - margin)
+        losses.append(np.logaddexp(0.0, logsumexp(logit_p) + logsumexp(logit_n)))
+    return np.array(losses)
+
+
+# --------------------------------------------------------------------------------------
+# sequence and large vocabulary
+# --------------------------------------------------------------------------------------
+def ctc(labels, logits, mask_index=0, zero_infinity=False, normalize_by_target_length=False):
+    """-log sum over alignments, by the alpha recursion; the targets are the non-blank labels.
+
+    Source: Graves, Fernández, Gomez & Schmidhuber (2006), "Connectionist Temporal
+    Classification", ICML (the forward recursion, in log space), with Keras 3's label layout
+    (``keras.losses.ctc``: labels right-padded with the blank). Every catalogue input has a
+    feasible alignment, so ``zero_infinity`` changes nothing.
+    """
+    blank = mask_index % logits.shape[-1]
+    losses = []
+    for target, log_probs in zip(labels, log_softmax(logits)):
+        target = [int(c) for c in target if c != blank and c >= 0]
+        extended = [blank]
+        for c in target:
+            extended += [c, blank]
+        alpha = np.full(len(extended), -np.inf)
+        alpha[0] = log_probs[0, blank]
+        if target:
+            alpha[1] = log_probs[0, target[0]]
+        for frame in log_probs[1:]:
+            previous = alpha.copy()
+            for s, c in enumerate(extended):
+                terms = [previous[s]] + ([previous[s - 1]] if s >= 1 else [])
+                if s >= 2 and c != blank and c != extended[s - 2]:
+                    terms.append(previous[s - 2])
+                alpha[s] = np.logaddexp.reduce(terms) + frame[c]
+        loss = -np.logaddexp.reduce(alpha[-2:] if target else alpha[-1:])
+        losses.append(loss / max(len(target), 1) if normalize_by_target_length else loss)
+    return np.array(losses)
+
+
+def linear_cross_entropy(
+    labels,
+    embeddings,
+    classifier,
+    ignore_class=None,
+    label_smoothing=0.0,
+    z_loss=0.0,
+    logit_soft_cap=None,
+):
+    """Softmax cross-entropy of the logits ``embeddings @ classifier`` (optionally soft-capped
+    ``c tanh(x / c)``), with label smoothing, z-loss and ``ignore_class``.
+
+    Source: Wijmans et al. (2024), "Cut Your Losses in Large-Vocabulary Language Models";
+    soft cap: Gemma 2 (Team Gemma, 2024); z-loss: Chowdhery et al. (2022), "PaLM".
+    """
+    logits = embeddings @ classifier
+    if logit_soft_cap:
+        logits = logit_soft_cap * np.tanh(logits / logit_soft_cap)
+    lse = logsumexp(logits)
+    loss = (
+        lse
+        - (1 - label_smoothing) * at_label(logits, labels)
+        - label_smoothing * logits.mean(-1)
+        + z_loss * lse**2
+    )
+    return np.where(labels == ignore_class, 0.0, loss) if ignore_class is not None else loss
+
+
+# --------------------------------------------------------------------------------------
+# reductions, and the references of catalogue inputs
+# --------------------------------------------------------------------------------------
+def keras_reduction(losses, weight, reduction, mask=None):
+    """Keras's reductions in float64.
+
+    A weight covering the leading dimensions scales every element below them. As in Keras
+    (whose (B, 1) weights show it), "mean_with_sample_weight" divides by the sum of the weights
+    as given, not as broadcast.
+    """
+    losses = f64(losses)
+    w = np.ones(()) if weight is None else f64(weight)
+    m = np.ones(losses.shape) if mask is None else np.broadcast_to(mask, losses.shape)
+    weighted = losses * np.reshape(w, w.shape + (1,) * (losses.ndim - w.ndim)) * m
+    if reduction in (None, "none"):
+        return weighted
+    if reduction == "sum":
+        return weighted.sum()
+    if reduction == "mean_with_sample_weight" and weight is not None:
+        return weighted.sum() / w.sum()
+    return weighted.sum() / m.sum() if m.sum() else 0.0
+
+
+def reference_function(entry: Entry) -> Callable:
+    """The entry's reference."""
+    assert entry.reference is not None, f"{entry.name} has no reference"
+    return entry.reference
+
+
+def reference_values(entry: Entry, options: dict, inputs: Inputs) -> np.ndarray:
+    """Float64 per-sample losses of catalogue ``inputs`` for ``entry`` built with ``options``."""
+    y_true, y_pred = np.asarray(inputs.y_true), f64(inputs.y_pred)
+    if not entry.sparse_labels:
+        y_true = f64(y_true)
+    extra = {key: f64(value) for key, value in inputs.extra.items()}
+    return np.asarray(reference_function(entry)(y_true, y_pred, **extra, **options))
+
+
+def reference_valid(entry: Entry, options: dict, inputs: Inputs, values: np.ndarray):
+    """Which per-sample entries count in the reduction (Keras masks ignored ones)."""
+    ignore = options.get("ignore_class")
+    if ignore is not None:
+        return np.asarray(inputs.y_true) != ignore
+    if entry.name == "Circle":
+        return values > 0  # Keras masks queries whose loss is 0
+    return np.ones(values.shape, bool)
+
+
+def reference_mean(values, weights, valid) -> float:
+    """Keras's ``"sum_over_batch_size"``: weighted sum over the number of valid entries."""
+    count = valid.sum()
+    return float((values * weights * valid).sum() / count) if count else 0.0
