@@ -25,13 +25,13 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
+import losses_jax  # noqa: E402
 from benchmarks._harness import (  # noqa: E402
     compared_rows,
     jitted_value_and_grad,
     optional_import,
     torch_value_and_grad_step,
 )
-from losses_jax import probabilistic  # noqa: E402
 
 GAMMA, ALPHA = 2.0, 0.25
 FULL_SHAPES = ((4096, 1000), (2048, 32000))
@@ -80,7 +80,7 @@ def contenders(bench: str) -> dict[str, Callable]:
     """``fn(targets, logits) -> scalar`` per JAX library that has the loss."""
     class_name, arguments = CLASSES[bench]
     found = {
-        "losses_jax": getattr(probabilistic, class_name)(**arguments),
+        "losses_jax": getattr(losses_jax, class_name)(**arguments),
         "optax": optax_loss(bench),
         "keras": None if keras is None else getattr(keras.losses, class_name)(**arguments),
     }
