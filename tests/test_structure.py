@@ -99,3 +99,12 @@ def test_public_names_are_documented_with_examples(name):
     obj = getattr(lj, name)
     doc = inspect.getdoc(obj) or ""
     assert "Examples:" in doc or "Examples::" in doc, f"{name} has no doctest example"
+
+
+def test_every_loss_class_has_a_row_in_the_readme_catalogue():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    missing = [name for name in LOSS_CLASSES if not any(f"| `{name}` |" in r for r in rows)]
+    assert not missing, f"add a row for {missing} to the catalogue table in README.md"
