@@ -31,7 +31,7 @@ The log-softmax is formed in float32 (float64 for float64 logits) as ``(x - max)
 log(sum(exp(x - max)))`` per frame, never materialised: inside the recursions, each frame's
 emissions of the ``S`` states are *gathered* from the logits, never multiplied by a one-hot
 matrix, and no ``(T, B, S)`` array of emissions exists. The alpha recursion runs forward over
-time with :func:`jax.lax.scan`, vectorised over the batch; a :func:`jax.custom_vjp` runs the
+time with :func:`jax.lax.scan`, vectorised over the batch; a :func:`jax.custom_jvp` runs the
 beta recursion backwards in a second scan and forms the gradient from the alpha-beta occupancy
 (softmax minus occupancy, as warp-ctc and TensorFlow do). Nothing is differentiated through a
 scan.
@@ -272,7 +272,7 @@ def _occupancy_per_class(gamma: jax.Array, ext: jax.Array, num_classes: int) -> 
     return jax.vmap(one, in_axes=(1, 0))(gamma, ext)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
 def ctc_nll(
     logits: jax.Array,
     labels: jax.Array,
@@ -281,7 +281,7 @@ def ctc_nll(
     blank: int,
 ) -> jax.Array:
     """``-log P(labels | logits)`` per sequence ``(B,)`` from logits ``(B, T, K)``, int32 labels
-    ``(B, L)`` in range and lengths ``(B,)``, with the gradient of the alpha-beta occupancy.
+    ``(B, L)`` in range and lengths ``(B,)``, with the derivative of the alpha-beta occupancy.
 
     Examples:
         >>> logits = jnp.zeros((1, 2, 2))
@@ -293,30 +293,31 @@ def ctc_nll(
     return _nll(fmt, logits, labels, label_lengths, logit_lengths, blank, keep_all=False)[0]
 
 
-def _ctc_nll_fwd(logits, labels, label_lengths, logit_lengths, blank):
+def _nll_and_gradient(logits, labels, label_lengths, logit_lengths, blank):
+    """``(nll, d nll / d logits)``: the alpha recursion, then the beta recursion for the
+    occupancy; the gradient is the softmax minus the occupancy on valid frames."""
     fmt = _format(logits.dtype)
     nll, (ext, skip, lse, history, total) = _nll(
         fmt, logits, labels, label_lengths, logit_lengths, blank, keep_all=True
     )
-    residuals = (logits, label_lengths, logit_lengths, ext, skip, lse, history, total)
-    return nll, residuals
-
-
-def _ctc_nll_bwd(blank, residuals, cotangent):
-    logits, label_lengths, logit_lengths, ext, skip, lse, history, total = residuals
-    fmt = _format(logits.dtype)
     batch, steps, num_classes = logits.shape
     if steps == 0:
-        return jnp.zeros_like(logits), None, None, None
+        return nll, jnp.zeros_like(logits, dtype=fmt.float)
     gamma = _beta_gamma(fmt, logits, lse, ext, skip, history, total, label_lengths, logit_lengths)
     occupancy = _occupancy_per_class(gamma, jnp.flip(ext, axis=-1), num_classes)  # (B, T, K)
     valid = jnp.arange(steps)[None, :] < logit_lengths[:, None]
-    # Impossible sequences (P = 0, loss +inf) get no gradient rather than NaN.
-    possible = jnp.isfinite(fmt.to_log(*total))
-    scale = jnp.where(possible, cotangent, 0.0).astype(fmt.float)
     softmax = jnp.exp((logits.astype(fmt.float) - lse[0][..., None]) - lse[1][..., None])
-    grad = (jnp.where(valid[..., None], softmax, 0.0) - occupancy) * scale[:, None, None]
-    return grad.astype(logits.dtype), None, None, None
+    gradient = jnp.where(valid[..., None], softmax, 0.0) - occupancy
+    # Impossible sequences (P = 0, loss +inf) get no derivative rather than NaN.
+    possible = jnp.isfinite(fmt.to_log(*total))
+    return nll, jnp.where(possible[:, None, None], gradient, 0.0)
 
 
-ctc_nll.defvjp(_ctc_nll_fwd, _ctc_nll_bwd)
+@ctc_nll.defjvp
+def _ctc_nll_jvp(blank, primals, tangents):
+    # Linear in the logits' tangent: JAX transposes it for reverse mode, with the gradient
+    # (B, T, K) as the one residual; the beta recursion runs once, in the forward pass.
+    logits, labels, label_lengths, logit_lengths = primals
+    nll, gradient = _nll_and_gradient(logits, labels, label_lengths, logit_lengths, blank)
+    d_logits = tangents[0].astype(gradient.dtype)
+    return nll, jnp.sum(gradient * d_logits, axis=(1, 2)).astype(nll.dtype)

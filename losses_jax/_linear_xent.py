@@ -1,17 +1,21 @@
 """Chunked kernels of :func:`losses_jax.linear_cross_entropy` (the logits never exist at once).
 
-* forward: per token, an online log-sum-exp over vocabulary chunks (running peak and rescaled
-  sum), the target logit and, for label smoothing, the sum of the logits;
-* backward (a :func:`jax.custom_vjp`): each chunk's logits are recomputed, turned into
-  ``d_logits`` for that chunk only and multiplied into the three gradients;
-* vocabulary-parallel: the same kernels under :func:`jax.shard_map`, each device on its slice
+* per token, an online log-sum-exp over vocabulary chunks (running peak and rescaled sum), the
+  target logit and, for label smoothing, the sum of the logits;
+* derivatives by JAX's own autodiff through the chunk loops, every chunk body under
+  :func:`jax.checkpoint`: reverse mode recomputes each chunk's logits instead of storing them,
+  forward mode carries tangents chunk by chunk, and second derivatives, ``vmap`` and traced
+  options (``label_smoothing``, ``z_loss``, ``soft_cap``) need nothing more;
+* vocabulary-parallel: the same kernel under :func:`jax.shard_map`, each device on its slice
   of the vocabulary, joined by one collective maximum and one collective sum per token.
 
-Only the per-token log-sum-exp is kept between the passes. Products accumulate in float32
-(float64 for float64 inputs): every sum over the vocabulary and every gradient summed over
-chunks. The running peak starts at the dtype's lowest finite value and each chunk's maximum is
-:func:`~losses_jax._numerics.row_peak`, the library's one max-shift policy: a row of ``-inf``
-logits shifts by a finite number and its exponentials are 0, never ``-inf - -inf``.
+What is kept between the passes is the loops' carries: a few numbers per token and chunk. The
+running peaks are constants for differentiation (the log-sum-exp does not depend on them), so
+the derivative flows through the rescaled sums alone and is the softmax. Products accumulate in
+float32 (float64 for float64 inputs). The running peak starts at the dtype's lowest finite
+value and each chunk's maximum is :func:`~losses_jax._numerics.row_peak`, the library's one
+max-shift policy: a row of ``-inf`` logits shifts by a finite number and its exponentials are
+0, never ``-inf - -inf``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from jax.sharding import PartitionSpec
 
 from losses_jax._numerics import accumulation_dtype, row_peak
 from losses_jax._sharding import axis_size, place, resolve_mesh
+from losses_jax._validation import is_zero
 
 __all__ = ["DEFAULT_TOKEN_CHUNK", "DEFAULT_VOCAB_CHUNK", "token_losses"]
 
@@ -36,14 +41,22 @@ _VOCAB_ALIGN = 128  # lane width of TPU/GPU tiles
 _TOKEN_ALIGN = 8
 
 
+class Options(NamedTuple):
+    """The real-valued options, as arrays (a term whose option is a static 0 is left out)."""
+
+    label_smoothing: Any
+    z_loss: Any
+    soft_cap: Any
+
+
 class _Config(NamedTuple):
-    """Every static setting of the kernels (hashable: a ``nondiff_argnums`` argument)."""
+    """Every static setting of the kernels."""
 
     vocab_chunk: int
     token_chunk: int
-    label_smoothing: float
-    z_loss: float
-    soft_cap: float | None
+    smoothing: bool  # which terms exist; their weights are array operands (may be traced)
+    z_loss: bool
+    soft_cap: bool
     vocab_axis: Any  # mesh axis name(s) the vocabulary is split over, or None
     token_axis: Any  # mesh axis name(s) the tokens are split over, or None
     vocab_size: int  # the full vocabulary, over every shard
@@ -96,7 +109,7 @@ def _summed_over(x, axis: int):
     return PartitionSpec() if len(spec) > axis and spec[axis] is not None else None
 
 
-def _chunk_logits(e_t, w_c, b_c, cfg: _Config):
+def _chunk_logits(e_t, w_c, b_c, opts: Options, cfg: _Config):
     """Logits of one (token block, vocabulary chunk) in float32+, soft-capped if configured."""
     z = jnp.einsum(
         "td,dv->tv",
@@ -107,8 +120,8 @@ def _chunk_logits(e_t, w_c, b_c, cfg: _Config):
     )
     if b_c is not None:
         z = z + b_c.astype(cfg.accumulate)
-    if cfg.soft_cap is not None:
-        z = cfg.soft_cap * jnp.tanh(z / cfg.soft_cap)
+    if cfg.soft_cap:
+        z = opts.soft_cap * jnp.tanh(z / opts.soft_cap)
     return z
 
 
@@ -122,25 +135,31 @@ def _local_labels(labels, classifier, cfg: _Config):
 # --------------------------------------------------------------------------------------
 # forward: online log-sum-exp over vocabulary chunks
 # --------------------------------------------------------------------------------------
-def _local_statistics(e, w, b, labels, cfg: _Config):
+def _local_statistics(e, w, b, labels, opts: Options, cfg: _Config):
     """Per token over this device's vocabulary: (peak, sum of exp(z - peak), z[label], sum z)."""
     # Shaped like the tokens so that they inherit the tokens' sharding.
     zeros = jnp.zeros_like(e[:, 0], dtype=cfg.accumulate)
+    if cfg.vocab_axis is not None:  # each device's statistics cover its own vocabulary slice
+        zeros = lax.pcast(zeros, cfg.vocab_axis, to="varying")
     init = (jnp.full_like(zeros, jnp.finfo(cfg.accumulate).min), zeros, zeros, zeros)
 
     def token_block(t0, tn, stats):
         e_t, y_t = _rows(e, t0, tn), _rows(labels, t0, tn)
 
+        # Rematerialised: reverse mode recomputes the chunk's logits rather than storing them.
+        @partial(jax.checkpoint, prevent_cse=False, static_argnums=(1,))
         def vocab_chunk(v0, vn, acc):
             peak, total, target, logit_sum = acc
-            z = _chunk_logits(e_t, _cols(w, v0, vn), None if b is None else _cols(b, v0, vn), cfg)
-            new_peak = jnp.maximum(peak, row_peak(z, axis=1, keepdims=False))
+            b_c = None if b is None else _cols(b, v0, vn)
+            z = _chunk_logits(e_t, _cols(w, v0, vn), b_c, opts, cfg)
+            # The peaks are shifts the result does not depend on: constants for autodiff.
+            new_peak = lax.stop_gradient(jnp.maximum(peak, row_peak(z, axis=1, keepdims=False)))
             total = total * jnp.exp(peak - new_peak) + jnp.sum(
                 jnp.exp(z - new_peak[:, None]), axis=1
             )
             is_target = (y_t - v0)[:, None] == jnp.arange(vn)[None, :]
             target = target + jnp.sum(jnp.where(is_target, z, 0.0), axis=1)
-            if cfg.label_smoothing:
+            if cfg.smoothing:
                 logit_sum = logit_sum + jnp.sum(z, axis=1)
             return new_peak, total, target, logit_sum
 
@@ -155,111 +174,34 @@ def _combine_statistics(stats, cfg: _Config):
     """(log-sum-exp, target logit, logit sum) over the whole vocabulary, across shards."""
     peak, total, target, logit_sum = stats
     if cfg.vocab_axis is not None:
-        global_peak = lax.pmax(peak, cfg.vocab_axis)
+        global_peak = lax.stop_gradient(lax.pmax(peak, cfg.vocab_axis))
         total = total * jnp.exp(peak - global_peak)
-        sums = (total, target, logit_sum) if cfg.label_smoothing else (total, target)
+        sums = (total, target, logit_sum) if cfg.smoothing else (total, target)
         total, target, *rest = lax.psum(sums, cfg.vocab_axis)  # one all-reduce
         logit_sum = rest[0] if rest else logit_sum
         peak = global_peak
     return peak + jnp.log(total), target, logit_sum
 
 
-def _loss_from_statistics(lse, target, logit_sum, cfg: _Config):
-    smoothing = cfg.label_smoothing
-    loss = lse - (1.0 - smoothing) * target
-    if smoothing:  # skipped when 0, so -inf logits of masked classes never meet a 0 weight
-        loss = loss - (smoothing / cfg.vocab_size) * logit_sum
+def _loss_from_statistics(lse, target, logit_sum, opts: Options, cfg: _Config):
+    if not cfg.smoothing:  # so -inf logits of masked classes never meet a 0 weight
+        loss = lse - target
+    else:
+        smoothing = opts.label_smoothing
+        loss = lse - (1.0 - smoothing) * target - (smoothing / cfg.vocab_size) * logit_sum
     if cfg.z_loss:
-        loss = loss + cfg.z_loss * jnp.square(lse)
+        loss = loss + opts.z_loss * jnp.square(lse)
     return loss
 
 
-def _forward(e, w, b, labels, cfg: _Config):
-    local = _local_statistics(e, w, b, _local_labels(labels, w, cfg), cfg)
+def _forward(e, w, b, labels, opts: Options, cfg: _Config):
+    local = _local_statistics(e, w, b, _local_labels(labels, w, cfg), opts, cfg)
     lse, target, logit_sum = _combine_statistics(local, cfg)
-    return _loss_from_statistics(lse, target, logit_sum, cfg), lse
+    return _loss_from_statistics(lse, target, logit_sum, opts, cfg)
 
 
 # --------------------------------------------------------------------------------------
-# backward: recompute each chunk's logits, accumulate the three gradients
-# --------------------------------------------------------------------------------------
-def _logits_cotangent(z, lse_t, labels_t, g_t, cfg: _Config):
-    """d loss / d (pre-cap logits) of one chunk, times the per-token cotangent ``g_t``."""
-    smoothing = cfg.label_smoothing
-    prob = jnp.exp(z - lse_t[:, None])
-    if cfg.z_loss:  # d(c * lse^2)/dz = 2 c lse softmax(z)
-        prob = prob * (1.0 + 2.0 * cfg.z_loss * lse_t)[:, None]
-    is_target = labels_t[:, None] == jnp.arange(z.shape[1])[None, :]
-    dz = prob - jnp.where(is_target, 1.0 - smoothing, 0.0)
-    if smoothing:
-        dz = dz - smoothing / cfg.vocab_size
-    if cfg.soft_cap is not None:  # d(cap * tanh(x / cap))/dx = 1 - tanh^2
-        dz = dz * (1.0 - jnp.square(z / cfg.soft_cap))
-    return dz * g_t[:, None]
-
-
-def _backward(e, w, b, labels, lse, g, cfg: _Config):
-    n, d = e.shape
-    v = w.shape[1]
-    acc = cfg.accumulate
-    labels = _local_labels(labels, w, cfg)
-    g = g.astype(acc)
-
-    def vocab_chunk(v0, vn, carry):
-        de, dw, db = carry
-        w_c = _cols(w, v0, vn)
-        b_c = None if b is None else _cols(b, v0, vn)
-
-        def token_block(t0, tn, block):
-            de, dw_c, db_c = block
-            e_t = _rows(e, t0, tn)
-            z = _chunk_logits(e_t, w_c, b_c, cfg)
-            dz = _logits_cotangent(
-                z, _rows(lse, t0, tn), _rows(labels, t0, tn) - v0, _rows(g, t0, tn), cfg
-            )
-            dz_in = dz.astype(e.dtype)  # the products run in the inputs' dtype
-            de_t = _rows(de, t0, tn) + jnp.einsum(
-                "tv,dv->td",
-                dz_in,
-                w_c,
-                preferred_element_type=acc,
-                out_sharding=_summed_over(dz_in, 1),
-            )
-            de = lax.dynamic_update_slice_in_dim(de, de_t, t0, 0)
-            dw_c = dw_c + jnp.einsum(
-                "td,tv->dv",
-                e_t,
-                dz_in,
-                preferred_element_type=acc,
-                out_sharding=_summed_over(e_t, 0),
-            )
-            if db_c is not None:
-                db_c = db_c + jnp.sum(dz, axis=0)
-            return de, dw_c, db_c
-
-        block = (de, jnp.zeros((d, vn), acc), None if b is None else jnp.zeros((vn,), acc))
-        de, dw_c, db_c = _for_each_chunk(n, cfg.token_chunk, token_block, block)
-        if cfg.token_axis is not None:  # other devices hold the other tokens' contributions
-            dw_c, db_c = lax.psum((dw_c, db_c), cfg.token_axis)
-        # Each column block is complete here, so it is stored in the classifier's own dtype.
-        dw = lax.dynamic_update_slice_in_dim(dw, dw_c.astype(w.dtype), v0, 1)
-        if db is not None and db_c is not None:
-            db = lax.dynamic_update_slice_in_dim(db, db_c.astype(db.dtype), v0, 0)
-        return de, dw, db
-
-    init = (
-        jnp.zeros_like(e, dtype=acc),
-        jnp.zeros((d, v), w.dtype),
-        None if b is None else jnp.zeros((v,), b.dtype),
-    )
-    de, dw, db = _for_each_chunk(v, cfg.vocab_chunk, vocab_chunk, init)
-    if cfg.vocab_axis is not None:  # other devices hold the other classes' contributions
-        de = lax.psum(de, cfg.vocab_axis)
-    return de.astype(e.dtype), dw, db
-
-
-# --------------------------------------------------------------------------------------
-# one custom_vjp for both paths: on one device (mesh None) or under shard_map
+# on one device (mesh None) or under shard_map
 # --------------------------------------------------------------------------------------
 def _specs(cfg: _Config, has_bias: bool):
     """PartitionSpecs of (e, w, b, per-token arrays) for shard_map."""
@@ -272,43 +214,16 @@ def _specs(cfg: _Config, has_bias: bool):
     )
 
 
-def _per_device(kernel, cfg: _Config, mesh, in_specs, out_specs):
-    """``kernel`` with ``cfg`` bound, run per device over ``mesh`` (as is when it is None)."""
-    fn = partial(kernel, cfg=cfg)
-    if mesh is None:
-        return fn
-    # Replication over unnamed axes is ensured by the explicit psums in the kernels.
-    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
-
-
-def _forward_per_device(e, w, b, labels, cfg: _Config, mesh):
-    e_spec, w_spec, b_spec, t_spec = _specs(cfg, b is not None)
-    forward = _per_device(_forward, cfg, mesh, (e_spec, w_spec, b_spec, t_spec), (t_spec,) * 2)
-    return forward(e, w, b, labels)
-
-
-# The custom_vjp sits outside shard_map, so no autodiff runs through the collectives.
-@partial(jax.custom_vjp, nondiff_argnums=(4, 5))
-def _token_losses(e, w, b, labels, cfg: _Config, mesh):
+def _token_losses(e, w, b, labels, opts: Options, cfg: _Config, mesh):
     """(N,) float32+ losses of ``e (N, D)``, ``w (D, V)``, ``b (V,) or None``, ``labels (N,)``."""
-    return _forward_per_device(e, w, b, labels, cfg, mesh)[0]
-
-
-def _token_losses_fwd(e, w, b, labels, cfg, mesh):
-    losses, lse = _forward_per_device(e, w, b, labels, cfg, mesh)
-    return losses, (e, w, b, labels, lse)
-
-
-def _token_losses_bwd(cfg, mesh, residuals, g):
-    e, w, b, labels, lse = residuals
+    forward = partial(_forward, cfg=cfg)
+    if mesh is None:
+        return forward(e, w, b, labels, opts)
     e_spec, w_spec, b_spec, t_spec = _specs(cfg, b is not None)
-    in_specs = (e_spec, w_spec, b_spec, t_spec, t_spec, t_spec)
-    backward = _per_device(_backward, cfg, mesh, in_specs, (e_spec, w_spec, b_spec))
-    g = g if mesh is None else place(g, t_spec, mesh)
-    return (*backward(e, w, b, labels, lse, g), None)
-
-
-_token_losses.defvjp(_token_losses_fwd, _token_losses_bwd)
+    options_spec = Options(*(PartitionSpec() for _ in opts))
+    in_specs = (e_spec, w_spec, b_spec, t_spec, options_spec)
+    forward = jax.shard_map(forward, mesh=mesh, in_specs=in_specs, out_specs=t_spec)
+    return forward(e, w, b, labels, opts)
 
 
 # --------------------------------------------------------------------------------------
@@ -320,9 +235,9 @@ def token_losses(
     b: jax.Array | None,
     labels: jax.Array,
     *,
-    label_smoothing: float,
-    z_loss: float,
-    soft_cap: float | None,
+    label_smoothing: Any,
+    z_loss: Any,
+    soft_cap: Any,
     vocab_axis: Any,
     token_axis: Any,
     mesh: Any,
@@ -331,8 +246,9 @@ def token_losses(
 ) -> jax.Array:
     """Per-token losses ``(N,)`` in float32+ of ``e (N, D)``, ``w (D, V)``, ``labels (N,)``.
 
-    The options are validated by the caller; labels must be in ``[0, V)`` (ignored tokens
-    already replaced by a valid id). With ``vocab_axis``, the vocabulary (and the tokens, with
+    The options are validated by the caller and may be traced (a static 0, or a ``soft_cap``
+    of None, leaves its term out); labels must be in ``[0, V)`` (ignored tokens already
+    replaced by a valid id). With ``vocab_axis``, the vocabulary (and the tokens, with
     ``token_axis``) must divide evenly over the named axes of ``mesh`` (or the ambient one).
     """
     (n, _), v = e.shape, w.shape[1]
@@ -357,9 +273,9 @@ def token_losses(
     cfg = _Config(
         vocab_chunk=min(vocab_chunk, max(vocab_local, 1)),
         token_chunk=min(token_chunk, max(tokens, 1)),
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        soft_cap=soft_cap,
+        smoothing=not is_zero(label_smoothing),
+        z_loss=not is_zero(z_loss),
+        soft_cap=soft_cap is not None,
         vocab_axis=vocab_axis,
         token_axis=token_axis,
         vocab_size=v,
@@ -370,4 +286,8 @@ def token_losses(
         e_spec, w_spec, b_spec, t_spec = specs
         e, w, labels = place(e, e_spec, mesh), place(w, w_spec, mesh), place(labels, t_spec, mesh)
         b = None if b is None else place(b, b_spec, mesh)
-    return _token_losses(e, w, b, labels, cfg, mesh)
+    acc = cfg.accumulate
+    opts = Options(
+        *(jnp.asarray(0.0 if x is None else x, acc) for x in (label_smoothing, z_loss, soft_cap))
+    )
+    return _token_losses(e, w, b, labels, opts, cfg, mesh)

@@ -21,8 +21,10 @@ from functools import partial
 from typing import Any
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
+from jax.interpreters import ad, batching, mlir
 from jax.typing import ArrayLike, DTypeLike
 
 from losses_jax._validation import as_float_array, match_shapes
@@ -43,6 +45,7 @@ __all__ = [
     "prepare_pair",
     "row_peak",
     "safe_divide",
+    "saturating_cast",
     "straight_through_clip",
     "upcast",
     "weighted_log",
@@ -95,6 +98,7 @@ def upcast(x: jax.Array) -> jax.Array:
 
     The backward pass saturates at the finite range of ``x``'s dtype: a loss gradient such as
     ``-1/p`` at a clipped probability (``-1e7``) would otherwise overflow float16 to ``inf``.
+    The tangent map is the plain cast, so forward mode is exact.
 
     Examples:
         >>> g = jax.grad(lambda x: 1e6 * jnp.sum(upcast(x)))(jnp.ones(2, jnp.float16))
@@ -103,25 +107,47 @@ def upcast(x: jax.Array) -> jax.Array:
     """
     if accumulation_dtype(x.dtype) == x.dtype:
         return x
-    return _saturating_upcast(x)
+    return saturating_cast(x, accumulation_dtype(x.dtype))
 
 
-@jax.custom_vjp
-def _saturating_upcast(x: jax.Array) -> jax.Array:
-    return x.astype(accumulation_dtype(x.dtype))
+def saturating_cast(x: jax.Array, dtype: DTypeLike) -> jax.Array:
+    """``x`` cast to ``dtype``, values beyond its finite range clipped to the largest finite one.
+
+    A linear primitive for autodiff (its tangent is cast the same way) whose transpose is the
+    saturating cast back: the cotangent reaching a float16 input is clipped to float16's range,
+    not overflowed. No JAX rule can express "linear forward, clipping backward" otherwise: a
+    ``custom_vjp`` would rule out forward mode.
+
+    Examples:
+        >>> saturating_cast(jnp.array([1e6, -1e6]), jnp.float16).tolist()
+        [65504.0, -65504.0]
+    """
+    return _saturating_cast_p.bind(x, dtype=jnp.dtype(dtype))
 
 
-def _saturating_upcast_fwd(x):
-    # An empty array carries the input dtype to the backward pass.
-    return _saturating_upcast(x), jnp.zeros((0,), x.dtype)
+def _saturating_cast_value(x, *, dtype):
+    if jnp.finfo(dtype).max < jnp.finfo(x.dtype).max:
+        limit = float(jnp.finfo(dtype).max)
+        x = jnp.clip(x, -limit, limit)
+    return jax.lax.convert_element_type(x, dtype)
 
 
-def _saturating_upcast_bwd(dtype_carrier, g):
-    limit = jnp.finfo(dtype_carrier.dtype).max
-    return (jnp.clip(g, -limit, limit).astype(dtype_carrier.dtype),)
+def _saturating_cast_transpose(cotangent, x, *, dtype):
+    if type(cotangent) is ad.Zero:
+        return [ad.Zero(x.aval)]
+    return [saturating_cast(cotangent, x.aval.dtype)]
 
 
-_saturating_upcast.defvjp(_saturating_upcast_fwd, _saturating_upcast_bwd)
+_saturating_cast_p = jax.extend.core.Primitive("saturating_cast")
+_saturating_cast_p.def_impl(_saturating_cast_value)  # eager: the jnp ops, op by op
+_saturating_cast_p.def_abstract_eval(
+    lambda aval, *, dtype: aval.update(dtype=dtype, weak_type=False)
+)
+mlir.register_lowering(
+    _saturating_cast_p, mlir.lower_fun(_saturating_cast_value, multiple_results=False)
+)
+ad.deflinear2(_saturating_cast_p, _saturating_cast_transpose)
+batching.defvectorized(_saturating_cast_p)
 
 
 # --------------------------------------------------------------------------------------

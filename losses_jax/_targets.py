@@ -137,10 +137,18 @@ def sparse_labels(y_true: ArrayLike, y_pred: jax.Array, axis: int, loss_name: st
             y_true = jnp.squeeze(y_true, squeeze_at)
     expected = y_pred.shape[:axis] + y_pred.shape[axis + 1 :]
     if y_true.shape != expected:
+        # optax's order, (logits, labels): the "labels" then have one axis more than the scores.
+        swapped = y_true.ndim == y_pred.ndim + 1 and y_true.shape[:-1] == y_pred.shape
+        hint = (
+            " The arguments look swapped: losses_jax takes (y_true, y_pred), labels first "
+            "(optax takes (logits, labels))."
+            if swapped
+            else ""
+        )
         raise ValueError(
             f"{loss_name}: integer `y_true` of shape {tuple(y_true.shape)} does not fit "
             f"`y_pred` of shape {tuple(y_pred.shape)}: expected labels of shape {expected} "
-            f"(y_pred without its class axis {axis}), optionally with a size-1 class axis."
+            f"(y_pred without its class axis {axis}), optionally with a size-1 class axis.{hint}"
         )
     if y_true.dtype not in (jnp.int32, jnp.int64):
         y_true = y_true.astype(jnp.int32)

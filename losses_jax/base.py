@@ -179,12 +179,14 @@ def reduce_weighted_values(
     values = values.astype(acc_dtype)
 
     float_mask = None
+    weight_name = "sample_weight"  # what an error about the combined weights names
     if mask is not None:
         mask = as_label_array(mask, "mask")
         float_mask = (mask != 0).astype(acc_dtype)
         if sample_weight is None:
-            sample_weight = float_mask
+            sample_weight, weight_name = float_mask, "mask"
         else:
+            weight_name = "sample_weight * mask"
             weight = as_float_array(sample_weight, "sample_weight", acc_dtype)
             float_mask, weight = squeeze_or_expand_to_same_rank(float_mask, weight)
             # Keras multiplies the mask into the weights; the finer of the two sets the shape.
@@ -194,9 +196,9 @@ def reduce_weighted_values(
                 sample_weight = float_mask * _align_to(float_mask, weight, "sample_weight")
 
     if sample_weight is not None:
-        sample_weight = as_float_array(sample_weight, "sample_weight", acc_dtype)
+        sample_weight = as_float_array(sample_weight, weight_name, acc_dtype)
         values, sample_weight = squeeze_or_expand_to_same_rank(values, sample_weight)
-        values = values * _align_to(values, sample_weight, "sample_weight")
+        values = values * _align_to(values, sample_weight, weight_name)
 
     if reduction in (None, "none") or values.shape in ((), (0,)):
         return values.astype(out_dtype)

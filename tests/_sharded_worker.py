@@ -23,13 +23,14 @@ the per-sample weights and the cotangent placed with ``NamedSharding(mesh, P(bat
 
 Configurations: on ``Mesh(8 devices, ("batch",))`` each loss's first option combination with
 every reduction x weighting, and its other combinations with two cases (the options change the
-per-sample loss, not the reduction); the first combination, every case, also on a 2-D
-``("data", "model") = (4, 2)`` mesh, batch over ``"data"``, with a ``(batch, 2)`` batch where
-the loss accepts one, and on the 8-device mesh with explicit axes (``jax.make_mesh``'s default:
-shardings are part of the types; the call runs under ``jax.set_mesh``). The other meshes use
+per-sample loss, not the reduction); the same on the 8-device mesh with explicit axes
+(``jax.make_mesh``'s default: shardings are part of the types; the call runs under
+``jax.set_mesh``), so every option combination runs on both kinds of axes; the first
+combination, every case, also on a 2-D ``("data", "model") = (4, 2)`` mesh, batch over
+``"data"``, with a ``(batch, 2)`` batch where the loss accepts one. The other meshes use
 automatic axes. Local adapters add CTC with padded labels, a last-class blank and
 ``normalize_by_target_length``, and ``ctc_loss`` with per-sequence lengths and an impossible
-alignment under ``zero_infinity`` (on "batch8"). Unsharded results are computed once per
+alignment under ``zero_infinity`` (on "batch8" and "batch8_explicit"). Unsharded results are computed once per
 inputs and reused across meshes. An exception (e.g. ``ShardingTypeError``) fails every case of
 its configuration. A control computes a per-shard mean with ``shard_map`` and confirms the
 checks reject it.
@@ -99,13 +100,17 @@ def configurations(entries, adapters=()) -> list[Config]:
     for entry in entries:
         first, *others = entry.options
         configs.append(Config(entry, first, "batch8", ALL_CASES))
-        configs += [Config(entry, options, "batch8", OPTION_CASES) for options in others]
+        for options in others:  # every option set on automatic and on explicit axes
+            configs.append(Config(entry, options, "batch8", OPTION_CASES))
+            configs.append(Config(entry, options, "batch8_explicit", OPTION_CASES))
         batch_shape = (BATCH, 2) if entry.max_batch_rank >= 2 else (BATCH,)
         configs.append(Config(entry, first, "data4_model2", ALL_CASES, batch_shape))
         # Same inputs and cases as the first "batch8" configuration: its reference is reused.
         configs.append(Config(entry, first, "batch8_explicit", ALL_CASES))
     for entry in adapters:
-        configs += [Config(entry, options, "batch8", ALL_CASES) for options in entry.options]
+        for options in entry.options:
+            configs.append(Config(entry, options, "batch8", ALL_CASES))
+            configs.append(Config(entry, options, "batch8_explicit", ALL_CASES))
     return configs
 
 

@@ -138,16 +138,39 @@ def _smooth_classes(y_true, label_smoothing, axis):
 # --------------------------------------------------------------------------------------
 # binary
 # --------------------------------------------------------------------------------------
-def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
-    """``mean(-(t log p + (1 - t) log(1 - p)), axis)``, ``t`` smoothed towards 0.5.
+def _along(weights, ndim, axis):
+    """Per-class ``weights`` shaped to broadcast along ``axis`` of an ``ndim`` array."""
+    w = f64(weights)
+    if w.ndim == 0:
+        return w
+    shape = [1] * ndim
+    shape[axis] = -1
+    return np.reshape(w, shape)
+
+
+def binary_crossentropy(
+    y_true,
+    y_pred,
+    from_logits=False,
+    label_smoothing=0.0,
+    axis=-1,
+    class_weight=None,
+    pos_weight=None,
+):
+    """``mean(-w (pw t log p + (1 - t) log(1 - p)), axis)``, ``t`` smoothed towards 0.5,
+    ``w``/``pw`` per entry of ``axis`` (1 when not given).
 
     Source: Goodfellow, Bengio & Courville (2016), *Deep Learning*, §6.2.2; label smoothing:
     Szegedy et al. (2016), CVPR. Keras 3 ``keras.losses.binary_crossentropy`` semantics:
-    probabilities clipped to ``[1e-7, 1 - 1e-7]``; logits through exact log-sigmoids.
+    probabilities clipped to ``[1e-7, 1 - 1e-7]``; logits through exact log-sigmoids. Weights:
+    PyTorch's ``binary_cross_entropy_with_logits(weight=, pos_weight=)``.
     """
     t = _smooth_binary(y_true, label_smoothing)
     log_p, log_q = _binary_log_probs(f64(y_pred), from_logits)
-    return np.mean(-(t * log_p + (1 - t) * log_q), axis=axis)
+    ndim = np.ndim(log_p)
+    w = 1.0 if class_weight is None else _along(class_weight, ndim, axis)
+    pw = 1.0 if pos_weight is None else _along(pos_weight, ndim, axis)
+    return np.mean(-w * (pw * t * log_p + (1 - t) * log_q), axis=axis)
 
 
 def binary_focal_crossentropy(
@@ -181,9 +204,10 @@ def binary_focal_crossentropy(
 # categorical
 # --------------------------------------------------------------------------------------
 def categorical_crossentropy(
-    y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1, z_loss=0.0
+    y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1, z_loss=0.0, class_weight=None
 ):
-    """``-sum(t log p, axis) + z_loss * logsumexp(logits)^2``, ``t`` smoothed over ``axis``.
+    """``-sum(w t log p, axis) + z_loss * logsumexp(logits)^2``, ``t`` smoothed over ``axis``,
+    ``w`` the per-class weights (PyTorch's ``cross_entropy(weight=)``; 1 when not given).
 
     Source: Goodfellow et al. (2016), *Deep Learning*, §6.2.2; label smoothing: Szegedy et al.
     (2016); z-loss: Chowdhery et al. (2022), "PaLM", arXiv:2204.02311. Keras 3
@@ -191,6 +215,8 @@ def categorical_crossentropy(
     clipped); a class of target weight 0 contributes 0 even at log-probability ``-inf``.
     """
     t = _smooth_classes(y_true, label_smoothing, axis)
+    if class_weight is not None:
+        t = t * _along(class_weight, t.ndim, axis)
     loss = -np.sum(times_log(t, class_log_probs(y_pred, from_logits, axis)), axis=axis)
     if z_loss:
         loss = loss + z_loss * logsumexp(y_pred, axis) ** 2
@@ -216,9 +242,10 @@ def categorical_focal_crossentropy(
 
 
 def sparse_categorical_crossentropy(
-    y_true, y_pred, from_logits=False, ignore_class=None, axis=-1, z_loss=0.0
+    y_true, y_pred, from_logits=False, ignore_class=None, axis=-1, z_loss=0.0, class_weight=None
 ):
-    """``-log p[label] + z_loss * logsumexp(logits)^2``; 0 at ``ignore_class`` labels.
+    """``-w[label] log p[label] + z_loss * logsumexp(logits)^2``; 0 at ``ignore_class`` labels;
+    ``w`` the per-class weights (PyTorch's ``cross_entropy(weight=)``; 1 when not given).
 
     Source: Goodfellow et al. (2016), §6.2.2; z-loss: Chowdhery et al. (2022). Keras 3
     ``keras.losses.sparse_categorical_crossentropy`` semantics: labels one-hot encoded (an
@@ -227,6 +254,8 @@ def sparse_categorical_crossentropy(
     labels = np.asarray(y_true)
     x = f64(y_pred)
     encoded = one_hot(labels, x.shape[axis], axis)
+    if class_weight is not None:
+        encoded = encoded * _along(class_weight, encoded.ndim, axis)
     loss = -np.sum(times_log(encoded, class_log_probs(x, from_logits, axis)), axis=axis)
     if z_loss:
         loss = loss + z_loss * logsumexp(x, axis) ** 2
@@ -238,24 +267,85 @@ def sparse_categorical_crossentropy(
 # --------------------------------------------------------------------------------------
 # probabilistic
 # --------------------------------------------------------------------------------------
-def poisson(y_true, y_pred):
-    """``mean(p - t log(p + 1e-7), -1)``.
+def poisson(y_true, y_pred, log_input=False, full=False, eps=EPS):
+    """``mean(p - t log(p + eps), -1)``, or ``mean(exp(x) - t x, -1)`` for log-rates ``x``;
+    ``full`` adds Stirling's ``t log t - t + log(2 pi t) / 2`` where ``t > 1``.
 
     Source: McCullagh & Nelder (1989), *Generalized Linear Models*; Keras 3
-    ``keras.losses.poisson``.
+    ``keras.losses.poisson``; PyTorch ``poisson_nll_loss`` (log_input, full, eps).
     """
-    t, p = f64(y_true), f64(y_pred)
-    return np.mean(p - t * np.log(p + EPS), axis=-1)
+    t, x = f64(y_true), f64(y_pred)
+    loss = np.exp(x) - times_log(t, x) if log_input else x - times_log(t, np.log(x + eps))
+    if full:
+        k = np.where(t > 1, t, 1.0)
+        loss = loss + np.where(t > 1, k * np.log(k) - k + 0.5 * np.log(2 * np.pi * k), 0.0)
+    return np.mean(loss, axis=-1)
 
 
-def kl_divergence(y_true, y_pred):
-    """``sum(t log(t / p), -1)`` with both clipped to ``[1e-7, 1]``.
+def _t_log_t(t):
+    """``t log t`` with ``0 log 0 = 0``."""
+    return times_log(t, np.log(np.where(t > 0, t, 1.0)))
+
+
+def kl_divergence(y_true, y_pred, from_logits=False, log_targets=False):
+    """``sum(t log(t / p), -1)``: Keras's form (both clipped to ``[1e-7, 1]``) unless ``y_pred``
+    holds logits (``log p = log_softmax``) or ``y_true`` log-probabilities (``t = exp``); then
+    the targets enter exactly, ``0 log 0 = 0``.
 
     Source: Kullback & Leibler (1951), *Ann. Math. Stat.* 22(1); Keras 3
-    ``keras.losses.kl_divergence``.
+    ``keras.losses.kl_divergence``; optax ``kl_divergence(_with_log_targets)``, PyTorch
+    ``kl_div(log_target=)``.
     """
-    t, p = np.clip(f64(y_true), EPS, 1), np.clip(f64(y_pred), EPS, 1)
-    return np.sum(t * np.log(t / p), axis=-1)
+    if not (from_logits or log_targets):
+        t, p = np.clip(f64(y_true), EPS, 1), np.clip(f64(y_pred), EPS, 1)
+        return np.sum(t * np.log(t / p), axis=-1)
+    log_p = log_softmax(y_pred) if from_logits else np.log(np.clip(f64(y_pred), EPS, 1))
+    if log_targets:
+        log_t = f64(y_true)
+        return np.sum(times_log(np.exp(log_t), log_t - log_p), axis=-1)
+    t = f64(y_true)
+    return np.sum(_t_log_t(t) - times_log(t, log_p), axis=-1)
+
+
+def generalized_kl_divergence(y_true, y_pred, log_predictions=False):
+    """``sum(t log(t / q) - t + q, -1)`` of unnormalized measures, ``q`` floored at 1e-7 (or
+    ``q = exp(y_pred)`` exactly with ``log_predictions``).
+
+    Source: Bregman (1967); optax ``generalized_kl_divergence``.
+    """
+    t, x = f64(y_true), f64(y_pred)
+    q = np.exp(x) if log_predictions else np.maximum(x, EPS)
+    log_q = x if log_predictions else np.log(q)
+    return np.sum(_t_log_t(t) - times_log(t, log_q) - t + q, axis=-1)
+
+
+def gaussian_nll(y_true, y_pred, variance, full=False, eps=1e-6):
+    """``mean((log v + (t - mu)^2 / v) / 2, -1)`` (``+ log(2 pi) / 2`` with ``full``),
+    ``v = max(variance, eps)``; a variance of ``y_pred``'s shape without its last axis is one
+    per sample.
+
+    Source: Nix & Weigend (1994), IEEE ICNN; PyTorch ``gaussian_nll_loss``.
+    """
+    t, mu, v = f64(y_true), f64(y_pred), f64(variance)
+    if v.shape != mu.shape and v.shape == mu.shape[:-1]:
+        v = v[..., None]
+    v = np.maximum(v, eps)
+    loss = 0.5 * (np.log(v) + (t - mu) ** 2 / v) + (0.5 * np.log(2 * np.pi) if full else 0.0)
+    return np.mean(np.broadcast_to(loss, np.broadcast_shapes(loss.shape, mu.shape)), axis=-1)
+
+
+def poly_crossentropy(y_true, y_pred, epsilon=2.0, from_logits=False, label_smoothing=0.0, axis=-1):
+    """``-sum(t log p, axis) + epsilon * sum(t (1 - p), axis)``, ``t`` smoothed over ``axis``
+    (probabilities renormalised; the log's argument clipped as Keras's cross-entropy).
+
+    Source: Leng et al. (2022), "PolyLoss: A Polynomial Expansion Perspective of
+    Classification Loss Functions", ICLR; optax ``poly_loss_cross_entropy``.
+    """
+    t = _smooth_classes(y_true, label_smoothing, axis)
+    x = f64(y_pred)
+    p = np.exp(log_softmax(x, axis)) if from_logits else x / np.sum(x, axis=axis, keepdims=True)
+    ce = -np.sum(times_log(t, class_log_probs(x, from_logits, axis)), axis=axis)
+    return ce + epsilon * np.sum(t * (1.0 - p), axis=axis)
 
 
 def categorical_generalized_cross_entropy(y_true, y_pred, q=0.5):
@@ -634,3 +724,279 @@ def reference_mean(values, weights, valid) -> float:
     """Keras's ``"sum_over_batch_size"``: weighted sum over the number of valid entries."""
     count = valid.sum()
     return float((values * weights * valid).sum() / count) if count else 0.0
+
+
+# --------------------------------------------------------------------------------------
+# multiclass and multilabel margins (optax, PyTorch), written from the papers' formulas
+# --------------------------------------------------------------------------------------
+def _true_scores(y_true, y_pred):
+    """``(scores, labels clipped into range, whether each label is in range)``."""
+    s, labels = f64(y_pred), np.asarray(y_true).astype(np.int64)
+    if labels.ndim == s.ndim:
+        labels = labels[..., 0]
+    valid = (labels >= 0) & (labels < s.shape[-1])
+    return s, np.clip(labels, 0, s.shape[-1] - 1), valid
+
+
+def multiclass_hinge(y_true, y_pred):
+    """``max(0, 1 + max_{j != y} s_j - s_y)``; 0 for a label out of range.
+
+    Source: Crammer & Singer (2001), "On the Algorithmic Implementation of Multiclass
+    Kernel-based Vector Machines", *JMLR* 2.
+    """
+    s, labels, valid = _true_scores(y_true, y_pred)
+    is_true = np.arange(s.shape[-1]) == labels[..., None]
+    best_other = np.where(is_true, -np.inf, s).max(axis=-1)  # -inf with a single class
+    loss = np.maximum(0.0, 1.0 + best_other - at_label(s, labels))
+    return np.where(valid, loss, 0.0)
+
+
+def multiclass_perceptron(y_true, y_pred):
+    """``max_j s_j - s_y`` (Collins, 2002, EMNLP); 0 for a label out of range."""
+    s, labels, valid = _true_scores(y_true, y_pred)
+    return np.where(valid, s.max(axis=-1) - at_label(s, labels), 0.0)
+
+
+def multi_margin(y_true, y_pred, p=1, margin=1.0, class_weight=None):
+    """``w[y] * sum_{j != y} max(0, margin - s_y + s_j) ** p / C``.
+
+    Source: Weston & Watkins (1999), ESANN; PyTorch's ``multi_margin_loss`` documentation and
+    kernel (the weight multiplies the powered sum).
+    """
+    s, labels, valid = _true_scores(y_true, y_pred)
+    num_classes = s.shape[-1]
+    z = margin - at_label(s, labels)[..., None] + s
+    counted = (np.arange(num_classes) != labels[..., None]) & (z > 0)
+    loss = np.sum(np.where(counted, z, 0.0) ** p, axis=-1) / num_classes
+    if class_weight is not None:
+        loss = loss * f64(class_weight)[labels]
+    return np.where(valid, loss, 0.0)
+
+
+def multilabel_margin(y_true, y_pred):
+    """``sum_{k listed} sum_{i not a target} max(0, 1 - s[t_k] + s_i) / C``, by loops.
+
+    Source: PyTorch's ``multilabel_margin_loss`` documentation: the target list of each sample
+    ends at its first negative entry; ids ``>= C`` are skipped here.
+    """
+    s = f64(y_pred)
+    num_classes = s.shape[-1]
+    rows, targets = s.reshape(-1, num_classes), np.asarray(y_true).reshape(-1, num_classes)
+    out = np.zeros(len(rows))
+    for n, (row, listed_ids) in enumerate(zip(rows, targets)):
+        listed = []
+        for k in listed_ids:
+            if k < 0:
+                break
+            if k < num_classes:
+                listed.append(int(k))
+        others = [i for i in range(num_classes) if i not in listed]
+        out[n] = sum(max(0.0, 1.0 - row[k] + row[i]) for k in listed for i in others)
+    return out.reshape(s.shape[:-1]) / num_classes
+
+
+def perceptron(y_true, y_pred):
+    """``mean(max(0, -y p), -1)``, ``y`` the signed labels (Rosenblatt, 1958)."""
+    return np.mean(np.maximum(0.0, -signed_labels(y_true) * f64(y_pred)), axis=-1)
+
+
+def grad_perceptron(y_true, y_pred):
+    """``-y / d`` where ``-y p > 0``, else 0."""
+    y, p = signed_labels(y_true), f64(y_pred)
+    return -y * (-y * p > 0) / p.shape[-1]
+
+
+def soft_margin(y_true, y_pred):
+    """``mean(log(1 + exp(-y p)), -1)``, ``y`` the signed labels (PyTorch's formula)."""
+    return np.mean(softplus(-signed_labels(y_true) * f64(y_pred)), axis=-1)
+
+
+def grad_soft_margin(y_true, y_pred):
+    """``-y sigmoid(-y p) / d``."""
+    y, p = signed_labels(y_true), f64(y_pred)
+    return -y * sigmoid(-y * p) / p.shape[-1]
+
+
+def multilabel_soft_margin(y_true, y_pred, class_weight=None):
+    """``-mean(w (y log sigmoid(x) + (1 - y) log sigmoid(-x)), -1)`` (PyTorch's formula)."""
+    y, x = f64(y_true), f64(y_pred)
+    w = 1.0 if class_weight is None else f64(class_weight)
+    return -np.mean(w * (y * log_sigmoid(x) + (1.0 - y) * log_sigmoid(-x)), axis=-1)
+
+
+def grad_multilabel_soft_margin(y_true, y_pred, class_weight=None):
+    """``w (sigmoid(x) - y) / C``."""
+    y, x = f64(y_true), f64(y_pred)
+    w = 1.0 if class_weight is None else f64(class_weight)
+    return w * (sigmoid(x) - y) / x.shape[-1]
+
+
+# --------------------------------------------------------------------------------------
+# ranking and embedding losses (PyTorch, optax, rax)
+# --------------------------------------------------------------------------------------
+def margin_ranking(y_true, y_pred, y_pred_other, margin=0.0):
+    """``max(0, margin - y (x1 - x2))`` per pair (Herbrich et al., 1999; PyTorch's formula)."""
+    return np.maximum(0.0, margin - f64(y_true) * (f64(y_pred) - f64(y_pred_other)))
+
+
+def hinge_embedding(y_true, y_pred, margin=1.0):
+    """``x`` where ``y != -1`` plus ``max(0, margin - x)`` where ``y != 1`` (PyTorch's kernel:
+    a target of 1 or -1 takes one term; Hadsell et al., 2006)."""
+    y, x = f64(y_true), f64(y_pred)
+    return np.where(y != 1, np.maximum(0.0, margin - x), 0.0) + np.where(y != -1, x, 0.0)
+
+
+def cosine_embedding(y_true, y_pred, y_pred_other, margin=0.0):
+    """``1 - cos`` where ``y = 1``, ``max(0, cos - margin)`` where ``y = -1``, with PyTorch's
+    ``cos = x1 . x2 / sqrt((|x1|^2 + eps) (|x2|^2 + eps))``, ``eps`` 1e-12 as a float32 (its
+    kernel's constant)."""
+    x1, x2, y = f64(y_pred), f64(y_pred_other), f64(y_true)
+    if y.shape == (*x1.shape[:-1], 1):
+        y = y[..., 0]
+    eps = float(np.float32(1e-12))
+    norms = (np.sum(x1 * x1, axis=-1) + eps) * (np.sum(x2 * x2, axis=-1) + eps)
+    cos = np.sum(x1 * x2, axis=-1) / np.sqrt(norms)
+    return np.where(y == 1, 1.0 - cos, 0.0) + np.where(y == -1, np.maximum(0.0, cos - margin), 0.0)
+
+
+def _list_items(y_true, y_pred, where):
+    y, s = f64(y_true), f64(y_pred)
+    valid = np.ones(s.shape, bool) if where is None else np.broadcast_to(f64(where) != 0, s.shape)
+    return y, s, valid
+
+
+def listwise_softmax(y_true, y_pred, where=None, item_weight=None):
+    """``-sum_i y_i log softmax(s)_i`` over the valid items (ListNet, Cao et al., 2007; optax's
+    ``ranking_softmax_loss`` definition: the labels are not normalized)."""
+    y, s, valid = _list_items(y_true, y_pred, where)
+    y = np.where(valid, y, 0.0)
+    if item_weight is not None:
+        y = y * f64(item_weight)
+    return -np.sum(times_log(y, log_softmax(np.where(valid, s, -np.inf))), axis=-1)
+
+
+def _pairwise(pair_loss, y_true, y_pred, where, item_weight):
+    """``sum_{i, j: y_i > y_j, both valid} w_i pair_loss(s_i - s_j)`` over each list."""
+    y, s, valid = _list_items(y_true, y_pred, where)
+    ordered = (y[..., :, None] > y[..., None, :]) & valid[..., :, None] & valid[..., None, :]
+    difference = np.where(ordered, s[..., :, None] - s[..., None, :], 0.0)
+    losses = np.where(ordered, pair_loss(difference), 0.0)
+    if item_weight is not None:
+        losses = losses * f64(item_weight)[..., :, None]
+    return losses.sum(axis=(-2, -1))
+
+
+def pairwise_logistic(y_true, y_pred, where=None, item_weight=None):
+    """RankNet (Burges et al., 2005): ``sum_{y_i > y_j} log(1 + exp(-(s_i - s_j)))`` per list."""
+    return _pairwise(lambda d: softplus(-d), y_true, y_pred, where, item_weight)
+
+
+def pairwise_hinge(y_true, y_pred, where=None, item_weight=None):
+    """RankSVM (Herbrich et al., 1999): ``sum_{y_i > y_j} max(0, 1 - (s_i - s_j))`` per list."""
+    return _pairwise(lambda d: np.maximum(0.0, 1.0 - d), y_true, y_pred, where, item_weight)
+
+
+# --------------------------------------------------------------------------------------
+# Fenchel-Young losses (Martins & Astudillo, 2016; Blondel, Martins & Niculae, 2020)
+# --------------------------------------------------------------------------------------
+def sparsemax_projection(scores, axis=-1):
+    """Martins & Astudillo's Algorithm 1: ``k = max{k : 1 + k z_(k) > sum_{j<=k} z_(j)}``,
+    ``tau = (sum_{j<=k} z_(j) - 1) / k``, ``p = max(z - tau, 0)``; on max-shifted scores."""
+    z = np.moveaxis(f64(scores), axis, -1)
+    z = z - np.max(z, axis=-1, keepdims=True)
+    ordered = -np.sort(-z, axis=-1)
+    ranks = np.arange(1, z.shape[-1] + 1)
+    partial_sums = np.cumsum(ordered, axis=-1)
+    support_size = np.sum(1.0 + ranks * ordered > partial_sums, axis=-1, keepdims=True)
+    tau = (np.take_along_axis(partial_sums, support_size - 1, axis=-1) - 1.0) / support_size
+    return np.moveaxis(np.maximum(z - tau, 0.0), -1, axis)
+
+
+def sparsemax(labels, scores):
+    """optax's form: ``<p, z - z_k> + (1 - ||p||^2) / 2``, the sum over the support only."""
+    z = f64(scores)
+    p = sparsemax_projection(z)
+    z = z - np.max(z, axis=-1, keepdims=True)  # the same value; exact for |z| ~ 1e30
+    margins = z - at_label(z, labels)[..., None]
+    return np.sum(np.where(p > 0, p * margins, 0.0), axis=-1) + 0.5 * (1.0 - np.sum(p * p, -1))
+
+
+def grad_sparsemax(labels, scores):
+    """``sparsemax(z) - one_hot(k)``."""
+    return sparsemax_projection(scores) - one_hot(labels, np.shape(scores)[-1])
+
+
+def sparse_plus(x):
+    """``0`` below -1, ``(x + 1)^2 / 4`` on ``(-1, 1)``, ``x`` above 1."""
+    x = f64(x)
+    return np.where(x <= -1.0, 0.0, np.where(x >= 1.0, x, (x + 1.0) ** 2 / 4.0))
+
+
+def binary_sparsemax(y_true, y_pred):
+    """``mean(sparse_plus(x) - x y + y^2 - y)``: the Fenchel-Young loss of ``Omega = p^2 - p``
+    (``sparse_plus(-x)`` for ``y = 1`` and ``sparse_plus(x)`` for ``y = 0``, as optax)."""
+    x, y = f64(y_pred), f64(y_true)
+    return np.mean(sparse_plus(x) - x * y + y * y - y, axis=-1)
+
+
+def grad_binary_sparsemax(y_true, y_pred):
+    """``(sparse_sigmoid(x) - y) / n`` with ``sparse_sigmoid(x) = clip((x + 1) / 2, 0, 1)``."""
+    x = f64(y_pred)
+    return (np.clip((x + 1.0) / 2.0, 0.0, 1.0) - f64(y_true)) / x.shape[-1]
+
+
+# --------------------------------------------------------------------------------------
+# robust regression (PyTorch's smooth L1; TensorFlow Addons' pinball)
+# --------------------------------------------------------------------------------------
+def smooth_l1(y_true, y_pred, beta=1.0):
+    error = np.abs(f64(y_pred) - f64(y_true))
+    if beta == 0:
+        return np.mean(error, axis=-1)
+    return np.mean(np.where(error < beta, 0.5 * error**2 / beta, error - 0.5 * beta), axis=-1)
+
+
+def grad_smooth_l1(y_true, y_pred, beta=1.0):
+    error = f64(y_pred) - f64(y_true)
+    inside = np.abs(error) < beta
+    slope = np.where(inside, error / (beta if beta else 1.0), np.sign(error))
+    return slope / error.shape[-1]
+
+
+def pinball(y_true, y_pred, tau=0.5):
+    error = f64(y_true) - f64(y_pred)
+    tau = f64(tau)
+    return np.mean(np.maximum(tau * error, (tau - 1.0) * error), axis=-1)
+
+
+def grad_pinball(y_true, y_pred, tau=0.5):
+    error = f64(y_true) - f64(y_pred)
+    tau = np.broadcast_to(f64(tau), error.shape)
+    return np.where(error >= 0, -tau, 1.0 - tau) / error.shape[-1]
+
+
+# --------------------------------------------------------------------------------------
+# generalized Dice (Sudre et al., 2017, in optax's form)
+# --------------------------------------------------------------------------------------
+def generalized_dice(y_true, y_pred, from_logits=True, smooth=1.0, ignore_background=False):
+    """Per-sample mean over classes of ``w_c * (1 - (I_c + s) / ((P_c + T_c) / 2 + s))``,
+    ``w_c = C (1 / (f_c^2 + 1e-7)) / sum_c(1 / (f_c^2 + 1e-7))`` with ``f_c`` the class's target
+    mass in the whole batch."""
+    t, x = f64(y_true), f64(y_pred)
+    classes = x.shape[-1]
+    if not from_logits:
+        p = x
+    elif classes == 1:
+        p = sigmoid(x)
+    else:
+        p = np.exp(log_softmax(x))
+    spatial = tuple(range(1, x.ndim - 1))
+    intersection = np.sum(p * t, axis=spatial)
+    denominator = 0.5 * (np.sum(p, axis=spatial) + np.sum(t, axis=spatial)) + smooth
+    with np.errstate(invalid="ignore", divide="ignore"):
+        coefficient = np.where(denominator > 0, (intersection + smooth) / denominator, 0.0)
+    inverse_squares = 1.0 / (np.sum(t, axis=(0, *spatial)) ** 2 + EPS)
+    weights = classes * inverse_squares / inverse_squares.sum()
+    per_class = weights * (1.0 - coefficient)
+    if ignore_background and classes > 1:
+        per_class = per_class[:, 1:]
+    return per_class.mean(axis=-1)

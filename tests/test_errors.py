@@ -104,6 +104,22 @@ OPTION_RANGES = [
     ("CategoricalGeneralizedCrossEntropy", "q", 0.0, "categorical_generalized_cross_entropy"),
     ("CategoricalGeneralizedCrossEntropy", "q", 1.5, "categorical_generalized_cross_entropy"),
     ("CategoricalGeneralizedCrossEntropy", "q", -0.2, "categorical_generalized_cross_entropy"),
+    ("MultiMargin", "p", 3, "multi_margin"),
+    ("MultiMargin", "p", 0, "multi_margin"),
+    ("MultiMargin", "p", 1.5, "multi_margin"),
+    ("MultiMargin", "margin", float("nan"), "multi_margin"),
+    ("MultiMargin", "margin", "wide", "multi_margin"),
+    ("MarginRanking", "margin", float("nan"), None),
+    ("HingeEmbedding", "margin", "wide", "hinge_embedding"),
+    ("CosineEmbedding", "margin", float("nan"), None),
+    ("PolyCrossentropy", "label_smoothing", 1.5, "poly_crossentropy"),
+    ("Poisson", "eps", -1e-3, "poisson"),
+    ("GaussianNLL", "eps", 0.0, "gaussian_nll"),
+    ("BinaryCrossentropy", "pos_weight", -2.0, "binary_crossentropy"),
+    ("SmoothL1", "beta", -0.5, "smooth_l1"),
+    ("Pinball", "tau", 1.5, "pinball"),
+    ("Pinball", "tau", -0.1, "pinball"),
+    ("GeneralizedDice", "smooth", -1.0, "generalized_dice"),
 ]
 
 
@@ -133,7 +149,7 @@ def _dense_shape_misuses() -> list[Misuse]:
         inputs = entry.inputs(0, BATCH)
         y_pred = inputs.y_pred
         y_true = np.zeros((*y_pred.shape[:-1], y_pred.shape[-1] + 1), np.float32)
-        fn = partial(_call_on_labels, entry)
+        fn = partial(_call_on_labels, entry, **inputs.extra)  # e.g. y_pred_other
         mentions = (_shape_text(y_true.shape), _shape_text(y_pred.shape))
         out.append(Misuse(f"{entry.name}-shapes", fn, (y_true, y_pred), mentions))
     return out
@@ -143,7 +159,7 @@ def _sparse_rank_misuses() -> list[Misuse]:
     """Integer labels whose rank (or shape) does not fit the predictions."""
     out = []
     for entry in _available(
-        ["SparseCategoricalCrossentropy", "CategoricalGeneralizedCrossEntropy"]
+        ["SparseCategoricalCrossentropy", "CategoricalGeneralizedCrossEntropy", "Sparsemax"]
     ):
         y_pred = entry.inputs(0, BATCH).y_pred
         for labels_shape in [(4, 3), (4, 2, 1), (5,)]:
@@ -276,6 +292,113 @@ def _ctc_misuses() -> list[Misuse]:
     return out
 
 
+def _class_weight_misuses() -> list[Misuse]:
+    """Per-class weights of the wrong length or rank, and GaussianNLL's variance."""
+    out = []
+    for name in ("BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy"):
+        entry = BY_NAME[name]
+        inputs = entry.inputs(0, BATCH)
+        width = inputs.y_pred.shape[-1]
+        fn = partial(_build_and_call, entry, {"class_weight": (1.0, 2.0, 3.0)}, inputs)
+        mentions = ("class_weight", "(3,)", f"({width},)")
+        out.append(Misuse(f"{name}-class_weight-length", fn, (inputs.y_pred,), mentions))
+        fn = partial(_build_and_call, entry, {"class_weight": [[1.0] * width] * 2}, inputs)
+        mentions = ("class_weight", f"(2, {width})")
+        out.append(Misuse(f"{name}-class_weight-rank", fn, (inputs.y_pred,), mentions))
+    entry = BY_NAME["GaussianNLL"]
+    inputs = entry.inputs(0, BATCH)
+    variance = np.ones((4, 3), np.float32)
+
+    def gaussian(y_pred, variance=None):
+        return entry.build()(inputs.y_true, y_pred, variance=variance)
+
+    mentions = ("variance", "(4, 3)", _shape_text(inputs.y_pred.shape))
+    out.append(Misuse("GaussianNLL-variance-shape", gaussian, (inputs.y_pred, variance), mentions))
+    out.append(Misuse("GaussianNLL-no-variance", gaussian, (inputs.y_pred,), ("variance=",)))
+    return out
+
+
+def _margin_and_ranking_misuses() -> list[Misuse]:
+    """Shapes of class weights, target lists, second predictions and list masks."""
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(4, NUM_CLASSES)).astype(np.float32)
+    labels = np.zeros(4, np.int32)
+    short_weight = (1.0, 2.0, 3.0)
+    out = [
+        Misuse(
+            "MultiMargin-class_weight-length",
+            lambda t, p: lj.MultiMargin(class_weight=short_weight)(t, p),
+            (labels, scores),
+            ("class_weight", f"({NUM_CLASSES},)", "(3,)"),
+        ),
+        Misuse(
+            "multilabel_soft_margin-class_weight-length",
+            lambda t, p: lj.multilabel_soft_margin(t, p, class_weight=short_weight),
+            (np.zeros_like(scores), scores),
+            ("class_weight", f"({NUM_CLASSES},)", "(3,)"),
+        ),
+        Misuse(
+            "MultilabelSoftMargin-class_weight-2d",
+            lambda p: lj.MultilabelSoftMargin(class_weight=[[1.0, 2.0]])(p, p),
+            (scores,),
+            ("class_weight", "(1, 2)"),
+        ),
+        Misuse(
+            "multiclass_hinge-labels(4, 3)",
+            lj.multiclass_hinge,
+            (np.zeros((4, 3), np.int32), scores),
+            ("(4, 3)", f"(4, {NUM_CLASSES})"),
+        ),
+        Misuse(
+            "MulticlassPerceptron-scalar-scores",
+            lambda t, p: lj.MulticlassPerceptron()(t, p),
+            (np.int32(0), np.float32(1.0)),
+            ("y_pred", "scalar"),
+        ),
+        Misuse(
+            "MultilabelMargin-shapes",
+            lambda t, p: lj.MultilabelMargin()(t, p),
+            (np.zeros((4, 2), np.int32), scores),
+            ("y_true", "(4, 2)", f"(4, {NUM_CLASSES})"),
+        ),
+        Misuse(
+            "MarginRanking-missing-y_pred_other",
+            lambda t, p: lj.MarginRanking()(t, p),
+            (labels.astype(np.float32), scores[:, 0]),
+            ("y_pred_other",),
+        ),
+        Misuse(
+            "MarginRanking-y_pred_other-shape",
+            lambda t, p, o: lj.MarginRanking()(t, p, y_pred_other=o),
+            (labels.astype(np.float32), scores[:, 0], scores[:3, 0]),
+            ("y_pred_other", "(3,)", "(4,)"),
+        ),
+        Misuse(
+            "CosineEmbedding-y_pred_other-shape",
+            lambda t, p, o: lj.CosineEmbedding()(t, p, y_pred_other=o),
+            (labels.astype(np.float32), scores, scores[:, :2]),
+            ("y_pred_other", "(4, 2)", f"(4, {NUM_CLASSES})"),
+        ),
+        Misuse(
+            "cosine_embedding-y_true-shape",
+            lambda t, p: lj.cosine_embedding(t, p, y_pred_other=p),
+            (np.ones((4, 3), np.float32), scores),
+            ("y_true", "(4, 3)", "(4,)"),
+        ),
+    ]
+    for name in ("ListwiseSoftmax", "PairwiseLogistic", "PairwiseHinge"):
+        for key, bad in (("where", np.ones((4, 2), bool)), ("item_weight", np.ones((3, 1)))):
+            out.append(
+                Misuse(
+                    f"{name}-{key}-shape",
+                    lambda t, p, x, name=name, key=key: getattr(lj, name)()(t, p, **{key: x}),
+                    (np.zeros_like(scores), scores, bad),
+                    (key, _shape_text(bad.shape), f"(4, {NUM_CLASSES})"),
+                )
+            )
+    return out
+
+
 MISUSES = [
     *_reduction_misuses(),
     *_option_misuses(),
@@ -286,6 +409,8 @@ MISUSES = [
     *_bad_y_pred_misuses(),
     *_circle_misuses(),
     *_ctc_misuses(),
+    *_margin_and_ranking_misuses(),
+    *_class_weight_misuses(),
 ]
 
 
@@ -365,4 +490,42 @@ SAME_SHAPE_MISUSES = [
 @pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
 @pytest.mark.parametrize("misuse", misuse_params(SAME_SHAPE_MISUSES))
 def test_class_ids_given_to_a_dense_target_loss(misuse, jit):
+    assert_raises_clearly(misuse, jit)
+
+
+_LOGITS = np.zeros((4, NUM_CLASSES), np.float32)
+_LABELS = np.array([1, 0, 3, 2], np.int32)
+
+WEIGHT_AND_ORDER_MISUSES = [
+    Misuse(
+        f"{name}-optax-argument-order",
+        partial(lambda loss, y_true, y_pred: loss(y_true, y_pred), getattr(lj, name)(**options)),
+        (_LOGITS, _LABELS),  # optax's (logits, labels)
+        ("look swapped", "(y_true, y_pred)", "(4, 5)", "(4,)"),
+    )
+    for name, options in (
+        ("SparseCategoricalCrossentropy", {"from_logits": True}),
+        ("SparseCategoricalCrossentropy", {}),
+    )
+] + [
+    Misuse(
+        "mask-of-the-wrong-shape",
+        lambda y_true, y_pred: lj.MeanSquaredError()(y_true, y_pred, mask=np.ones(3, bool)),
+        (np.zeros((4, 2), np.float32), np.zeros((4, 2), np.float32)),
+        ("`mask`", "(3,)", "(4,)"),
+    ),
+    Misuse(
+        "mask-and-weight-of-the-wrong-shape",
+        lambda y_true, y_pred: lj.MeanSquaredError()(
+            y_true, y_pred, sample_weight=np.ones(3), mask=np.ones(3, bool)
+        ),
+        (np.zeros((4, 2), np.float32), np.zeros((4, 2), np.float32)),
+        ("`sample_weight * mask`", "(3,)", "(4,)"),
+    ),
+]
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("misuse", misuse_params(WEIGHT_AND_ORDER_MISUSES))
+def test_weights_and_argument_order_misuses(misuse, jit):
     assert_raises_clearly(misuse, jit)

@@ -19,6 +19,8 @@ ONE_HOT = np.eye(5)[RNG.integers(0, 5, size=6)]
 BINARY = RNG.integers(0, 2, size=(6, 5)).astype(np.float64)
 PROBS = np.exp(LOGITS) / np.exp(LOGITS).sum(-1, keepdims=True)
 LABELS = RNG.integers(0, 5, size=6)
+UNIT_ROWS = LOGITS / np.linalg.norm(LOGITS, axis=-1, keepdims=True)
+CLASSIFIER = RNG.normal(0.0, 0.5, size=(5, 7))  # embeddings are LOGITS: D = 5, V = 7
 
 # (name, loss of the option value, option value)
 CASES = [
@@ -74,6 +76,23 @@ CASES = [
         "sparse_z_loss",
         lambda z: lj.sparse_categorical_crossentropy(LABELS, LOGITS, from_logits=True, z_loss=z),
         1e-2,
+    ),
+    ("circle_gamma", lambda g: lj.circle(LABELS % 2, UNIT_ROWS, gamma=g), 20.0),
+    ("circle_margin", lambda m: lj.circle(LABELS % 2, UNIT_ROWS, gamma=20.0, margin=m), 0.3),
+    (
+        "linear_ce_label_smoothing",
+        lambda s: lj.linear_cross_entropy(LABELS, LOGITS, CLASSIFIER, label_smoothing=s),
+        0.1,
+    ),
+    (
+        "linear_ce_z_loss",
+        lambda z: lj.linear_cross_entropy(LABELS, LOGITS, CLASSIFIER, z_loss=z),
+        1e-2,
+    ),
+    (
+        "linear_ce_logit_soft_cap",
+        lambda c: lj.linear_cross_entropy(LABELS, LOGITS, CLASSIFIER, logit_soft_cap=c),
+        2.0,
     ),
     ("tversky_alpha", lambda a: lj.tversky(BINARY, PROBS, alpha=a, beta=0.5), 0.3),
     ("tversky_beta", lambda b: lj.tversky(BINARY, PROBS, alpha=0.5, beta=b), 0.7),

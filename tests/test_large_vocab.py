@@ -365,10 +365,15 @@ def test_bad_input_raises_at_trace_time(kwargs, error, match):
         jax.jit(lambda e, bias, labels: call(e, w, bias, labels))(e, bias, labels)
 
 
-def test_traced_options_are_rejected(rng):
+@pytest.mark.parametrize(
+    ("option", "value"), [("label_smoothing", 0.1), ("z_loss", 1e-2), ("logit_soft_cap", 2.0)]
+)
+def test_traced_options_give_the_static_values(rng, option, value):
+    # Their derivatives are checked in tests/test_hyperparameters.py.
     e, w, _, labels = make_problem(rng, n=4, v=6)
-    with pytest.raises(TypeError, match="label_smoothing.*Python number"):
-        jax.jit(lambda ls: linear_cross_entropy(labels, e, w, label_smoothing=ls))(0.1)
+    static = linear_cross_entropy(labels, e, w, **{option: value})
+    traced = jax.jit(lambda x: linear_cross_entropy(labels, e, w, **{option: x}))(value)
+    np.testing.assert_allclose(traced, static, rtol=1e-6)
 
 
 def test_out_of_range_labels_are_reported_by_checked(rng):

@@ -82,7 +82,7 @@ def entry_params(filter_fn=None):
 _RUNNERS: dict = {}
 
 
-def _all_results(losses: dict, y_true, y_pred, extra, weights, order):
+def _all_results(losses: dict, y_true, y_pred, extra, weights, order, permuted_extra):
     """Every result the property tests compare, from one set of inputs."""
     mean, total, none = losses["sum_over_batch_size"], losses["sum"], losses["none"]
     return {
@@ -91,7 +91,7 @@ def _all_results(losses: dict, y_true, y_pred, extra, weights, order):
         "sum": total(y_true, y_pred, **extra),
         "weighted": mean(y_true, y_pred, sample_weight=weights, **extra),
         "ones": mean(y_true, y_pred, sample_weight=jnp.ones_like(weights), **extra),
-        "permuted": mean(y_true[order], y_pred[order], **extra),
+        "permuted": mean(y_true[order], y_pred[order], **permuted_extra),
     }
 
 
@@ -106,7 +106,13 @@ def evaluate(entry: Entry, options: dict, inputs: Inputs, weights) -> dict:
     batch = np.shape(inputs.y_true)[0]
     order = np.random.default_rng(batch).permutation(batch)
     y_true, y_pred = jnp.asarray(inputs.y_true), jnp.asarray(inputs.y_pred)
-    results = _RUNNERS[key](y_true, y_pred, inputs.extra, jnp.asarray(weights, jnp.float32), order)
+    # Per-sample extra inputs (a second prediction, a mask of list items) move with the batch.
+    permuted_extra = {
+        name: np.asarray(value)[order] if name in entry.per_sample_extra else value
+        for name, value in inputs.extra.items()
+    }
+    weights = jnp.asarray(weights, jnp.float32)
+    results = _RUNNERS[key](y_true, y_pred, inputs.extra, weights, order, permuted_extra)
     return {name: np.asarray(value) for name, value in results.items()}
 
 

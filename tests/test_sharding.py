@@ -5,7 +5,7 @@ JAX fixes its device count when it starts, so the sharded runs happen in one sub
 (one JAX start-up for the whole catalogue). The worker compares, for every catalogue loss,
 option combination, reduction and weighting, ``jax.jit(value_and_grad)`` on unsharded inputs
 with the same on inputs placed with ``NamedSharding(Mesh(devices, ("batch",)), P("batch"))``
-and on a ``("data", "model") = (4, 2)`` mesh, checks that gradients come back batch-sharded and
+on the same mesh with explicit axes and on a ``("data", "model") = (4, 2)`` mesh, checks that gradients come back batch-sharded and
 that reductions are global, and prints a JSON summary that the tests here read. A second run
 starts two worker processes of 4 devices each under ``jax.distributed`` (multi-host on one
 machine), each feeding only its half of the global batch.
@@ -37,7 +37,7 @@ from _sharded_worker import (
     mismatch,
     numpy_reduction,
 )
-from catalogue import BY_NAME, available_entries, exported_loss_classes
+from catalogue import BY_NAME, available_entries, exported_loss_classes, option_id
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -142,6 +142,11 @@ def test_every_loss_batch_sharded_on_8_devices_matches_unsharded(record_property
     missing = {(loss, mesh) for loss in available for mesh in MESHES} - meshes
     assert not missing, f"losses not run on a mesh: {sorted(missing)}"
     assert summary["cases"] >= len(DISTINCT_REDUCTIONS) * len(MESHES) * len(available)
+    # Every option combination on automatic and on explicit mesh axes.
+    option_sets = {(e.name, option_id(o)) for e in available_entries() for o in e.options}
+    for mesh in ("batch8", "batch8_explicit"):
+        ran = {(loss, options) for loss, options, m in summary["configurations"] if m == mesh}
+        assert option_sets <= ran, f"option sets not run on {mesh}: {sorted(option_sets - ran)}"
 
     assert not summary["failures"], (
         f"{len(summary['failures'])} of {summary['cases']} sharded cases failed:\n"

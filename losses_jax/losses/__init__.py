@@ -9,19 +9,27 @@ list: a new family is one module here plus one line in each block below.
 from losses_jax.losses import (
     binary,
     categorical,
+    fenchel_young_losses,
     large_vocab,
     margin,
+    multiclass_margin,
     probabilistic,
+    ranking,
     regression,
+    robust_regression,
     segmentation,
     sequence,
 )
 from losses_jax.losses.binary import *  # noqa: F403
 from losses_jax.losses.categorical import *  # noqa: F403
+from losses_jax.losses.fenchel_young_losses import *  # noqa: F403
 from losses_jax.losses.large_vocab import *  # noqa: F403
 from losses_jax.losses.margin import *  # noqa: F403
+from losses_jax.losses.multiclass_margin import *  # noqa: F403
 from losses_jax.losses.probabilistic import *  # noqa: F403
+from losses_jax.losses.ranking import *  # noqa: F403
 from losses_jax.losses.regression import *  # noqa: F403
+from losses_jax.losses.robust_regression import *  # noqa: F403
 from losses_jax.losses.segmentation import *  # noqa: F403
 from losses_jax.losses.sequence import *  # noqa: F403
 
@@ -31,10 +39,14 @@ FAMILIES = (
     categorical,
     probabilistic,
     regression,
+    robust_regression,
     margin,
+    multiclass_margin,
+    ranking,
     segmentation,
     sequence,
     large_vocab,
+    fenchel_young_losses,
 )
 
 __all__: list[str] = []
@@ -42,7 +54,11 @@ __all__ += binary.__all__
 __all__ += categorical.__all__
 __all__ += probabilistic.__all__
 __all__ += regression.__all__
+__all__ += robust_regression.__all__
 __all__ += margin.__all__
+__all__ += multiclass_margin.__all__
+__all__ += ranking.__all__
 __all__ += segmentation.__all__
 __all__ += sequence.__all__
 __all__ += large_vocab.__all__
+__all__ += fenchel_young_losses.__all__

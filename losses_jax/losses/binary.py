@@ -4,12 +4,19 @@ From logits, ``log p`` and ``log(1 - p)`` are log-sigmoids (softplus of one ``ex
 ``log1p``), never formed from ``p``. From probabilities, ``p`` is clipped to
 ``[1e-7, 1 - 1e-7]`` exactly like Keras, with a straight-through gradient. Logs and sums run in
 float32 for float16/bfloat16 inputs; results come back in ``y_pred``'s dtype.
+``BinaryCrossentropy`` also takes PyTorch's per-class ``weight`` (named ``class_weight`` here)
+and ``pos_weight``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
 from losses_jax._numerics import clip_probabilities, logistic_terms, power, upcast, weighted_log
@@ -19,7 +26,14 @@ from losses_jax._targets import (
     dense_inputs,
     smooth_binary,
 )
-from losses_jax._validation import check_axis, check_bool, check_number, normalize_axis
+from losses_jax._validation import (
+    as_float_array,
+    check_axis,
+    check_bool,
+    check_number,
+    is_traced,
+    normalize_axis,
+)
 from losses_jax.base import Loss
 from losses_jax.checks import guard_unit_interval
 
@@ -31,6 +45,74 @@ __all__ = [
     "binary_crossentropy",
     "binary_focal_crossentropy",
 ]
+
+
+# --------------------------------------------------------------------------------------
+# per-class weights (PyTorch's `weight=` / `pos_weight=`), shared with the categorical family
+# --------------------------------------------------------------------------------------
+def check_class_weight(value: Any, name: str, allow_scalar: bool = False) -> Any:
+    """``None``, a scalar ``>= 0`` (with ``allow_scalar``) or a 1-D sequence of weights ``>= 0``.
+
+    A sequence comes back as a tuple of floats so that the loss object stays hashable; a traced
+    array passes through (its rank is checked, its values cannot be).
+    """
+    if value is None:
+        return None
+    if is_traced(value):
+        if jnp.ndim(value) > 1 or (jnp.ndim(value) == 0 and not allow_scalar):
+            raise ValueError(_class_weight_message(name, None, jnp.shape(value), allow_scalar))
+        return value
+    if np.ndim(value) == 0 and allow_scalar:
+        return check_number(value, name, low=0.0)
+    if np.ndim(value) != 1:
+        raise ValueError(_class_weight_message(name, None, np.shape(value), allow_scalar))
+    return tuple(float(check_number(w, name, low=0.0)) for w in np.asarray(value).tolist())
+
+
+def listed_weights(config: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """``config`` with per-class weights (stored as tuples, to stay hashable) as lists, as Keras
+    reports ``alpha``."""
+    return {k: list(v) if k in keys and isinstance(v, tuple) else v for k, v in config.items()}
+
+
+def _class_weight_message(name: str, classes: int | None, shape: Any, allow_scalar: bool) -> str:
+    expected = f"({classes},)" if classes is not None else "(num_classes,)"
+    scalar = " or a scalar" if allow_scalar else ""
+    return (
+        f"`{name}` must hold one weight per class, shape {expected}{scalar}; received shape "
+        f"{tuple(shape)}."
+    )
+
+
+def per_class_weights(
+    value: Any,
+    name: str,
+    classes: int,
+    ndim: int,
+    axis: int,
+    dtype: Any,
+    allow_scalar: bool = False,
+) -> jax.Array | None:
+    """``value`` as an array that broadcasts along the class ``axis`` (normalized) of an
+    ``ndim``-dimensional array with ``classes`` entries on that axis.
+
+    Raises ``ValueError`` unless it holds ``classes`` weights (or is a scalar, if allowed) and,
+    when concrete, unless every weight is ``>= 0``.
+    """
+    if value is None:
+        return None
+    weights = as_float_array(value, name)
+    if (
+        weights.ndim > 1
+        or (weights.ndim == 0 and not allow_scalar)
+        or (weights.ndim == 1 and weights.shape[0] != classes)
+    ):
+        raise ValueError(_class_weight_message(name, classes, weights.shape, allow_scalar))
+    if not is_traced(value) and bool(np.any(np.asarray(value, np.float64) < 0)):
+        raise ValueError(f"`{name}` must hold weights >= 0; received {name}={value!r}.")
+    if weights.ndim == 1:
+        weights = jnp.reshape(weights, (classes,) + (1,) * (ndim - 1 - axis))
+    return weights.astype(dtype)
 
 
 def _binary_neg_logs(y_pred: jax.Array, from_logits: bool) -> tuple[jax.Array, jax.Array]:
@@ -54,13 +136,21 @@ def binary_crossentropy(
     from_logits: bool = False,
     label_smoothing: float = 0.0,
     axis: int = -1,
+    class_weight: ArrayLike | Sequence[float] | None = None,
+    pos_weight: ArrayLike | Sequence[float] | None = None,
 ) -> jax.Array:
     """Binary cross-entropy, averaged over ``axis``.
 
-    ``loss = mean(-(t * log(p) + (1 - t) * log(1 - p)), axis)`` with smoothed targets
-    ``t = y_true * (1 - label_smoothing) + 0.5 * label_smoothing``. With ``from_logits=True``,
+    ``loss = mean(-w * (pw * t * log(p) + (1 - t) * log(1 - p)), axis)`` with smoothed targets
+    ``t = y_true * (1 - label_smoothing) + 0.5 * label_smoothing``, ``w = class_weight`` and
+    ``pw = pos_weight`` (both 1 when not given). With ``from_logits=True``,
     ``log p = log_sigmoid(y_pred)`` and ``log(1 - p) = log_sigmoid(-y_pred)``; otherwise ``p``
     is ``y_pred`` clipped to ``[1e-7, 1 - 1e-7]`` (straight-through gradient, unlike Keras).
+
+    PyTorch: ``binary_cross_entropy_with_logits(x, y, weight=w, pos_weight=pw)`` (and
+    ``binary_cross_entropy(p, y, weight=w)``) with ``reduction="none"`` is this loss before the
+    mean over ``axis``, with ``w`` and ``pw`` one per entry of ``axis`` (the classes of a
+    multi-label problem); ``reduction="mean"`` equals ``reduction="sum_over_batch_size"`` here.
 
     Args:
         y_true: targets in ``[0, 1]``, shape ``(batch, ..., d)`` (or broadcastable to y_pred).
@@ -68,6 +158,10 @@ def binary_crossentropy(
         from_logits: whether ``y_pred`` holds logits.
         label_smoothing: float in ``[0, 1]``; squeezes targets towards 0.5.
         axis: the axis averaged over.
+        class_weight: optional ``d`` weights ``>= 0``, one per entry of ``axis`` (PyTorch's
+            ``weight``); may be a traced array.
+        pos_weight: optional weight of the positive term, a scalar or ``d`` weights ``>= 0``
+            (PyTorch's ``pos_weight``: ``> 1`` raises recall); may be a traced array.
 
     Returns:
         Per-sample losses, ``y_pred``'s shape without ``axis``, in ``y_pred``'s dtype.
@@ -85,13 +179,32 @@ def binary_crossentropy(
         >>> loss = binary_crossentropy([0, 1, 0, 0], [-18.6, 0.51, 2.94, -12.8], from_logits=True)
         >>> print(f"{float(loss):.3f}")
         0.865
+        >>> loss = binary_crossentropy([[0, 1]], [[0.0, 0.0]], True, class_weight=[1.0, 0.5])
+        >>> print(f"{float(loss[0]):.4f}")  # mean(log 2 * [1, 0.5])
+        0.5199
+        >>> loss = binary_crossentropy([[0, 1]], [[0.0, 0.0]], True, pos_weight=3.0)
+        >>> print(f"{float(loss[0]):.4f}")  # mean(log 2 * [1, 3])
+        1.3863
     """
     check_label_smoothing(label_smoothing)
     check_axis(axis, "binary_crossentropy", allow_tuple=False)
     targets, y_pred = dense_inputs(y_true, y_pred, "binary_crossentropy", same_shape=True)
     axis = normalize_axis(axis, y_pred.ndim)
     targets = smooth_binary(targets, label_smoothing)
-    losses = _binary_xent(targets, *_binary_neg_logs(upcast(y_pred), from_logits))
+    neg_log_p, neg_log_not_p = _binary_neg_logs(upcast(y_pred), from_logits)
+    weight_of = partial(
+        per_class_weights,
+        classes=y_pred.shape[axis],
+        ndim=y_pred.ndim,
+        axis=axis,
+        dtype=targets.dtype,
+    )
+    positive_weight = weight_of(pos_weight, "pos_weight", allow_scalar=True)
+    positive = targets if positive_weight is None else positive_weight * targets
+    losses = weighted_log(positive, neg_log_p) + weighted_log(1.0 - targets, neg_log_not_p)
+    weights = weight_of(class_weight, "class_weight")
+    if weights is not None:
+        losses = weights * losses
     return jnp.mean(losses, axis=axis).astype(y_pred.dtype)
 
 
@@ -169,6 +282,11 @@ class BinaryCrossentropy(Loss):
         reduction: see :class:`~losses_jax.Loss`.
         name: default ``"binary_crossentropy"``.
         dtype: compute and result dtype.
+        class_weight: optional list of weights ``>= 0``, one per entry of ``axis`` (PyTorch's
+            ``weight``); the reductions are unchanged (PyTorch's ``"mean"`` is
+            ``"sum_over_batch_size"``).
+        pos_weight: optional weight of the positive term: a scalar or a list of one per entry
+            of ``axis`` (PyTorch's ``pos_weight``).
 
     Examples:
         >>> y_true, y_pred = [[0, 1], [0, 0]], [[-18.6, 0.51], [2.94, -12.8]]
@@ -180,6 +298,8 @@ class BinaryCrossentropy(Loss):
         >>> bce_sum = BinaryCrossentropy(from_logits=True, reduction="sum")
         >>> print(f"{float(bce_sum(y_true, y_pred)):.4f}")
         1.7309
+        >>> BinaryCrossentropy(pos_weight=[2, 1], class_weight=(1, 3)).get_config()["pos_weight"]
+        [2.0, 1.0]
     """
 
     function = binary_crossentropy
@@ -192,11 +312,18 @@ class BinaryCrossentropy(Loss):
         reduction: str | None = "sum_over_batch_size",
         name: str | None = "binary_crossentropy",
         dtype: DTypeLike | None = None,
+        class_weight: Any = None,
+        pos_weight: Any = None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.from_logits = check_bool(from_logits, "from_logits")
         self.label_smoothing = check_label_smoothing(label_smoothing)
         self.axis = check_axis(axis, self.name, allow_tuple=False)
+        self.class_weight = check_class_weight(class_weight, "class_weight")
+        self.pos_weight = check_class_weight(pos_weight, "pos_weight", allow_scalar=True)
+
+    def get_config(self) -> dict[str, Any]:
+        return listed_weights(super().get_config(), "class_weight", "pos_weight")
 
 
 class BinaryFocalCrossentropy(Loss):

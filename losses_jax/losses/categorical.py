@@ -1,14 +1,20 @@
-"""Categorical cross-entropies: on dense targets, on integer labels, and focal (Lin et al., 2017).
+"""Categorical cross-entropies: dense targets, integer labels, focal (Lin et al., 2017), poly.
 
 From logits, the log-softmax is max-shifted (a ``-inf`` logit masks a class: finite loss, zero
 gradient there) and the cross-entropy goes through the kernels of
 :mod:`losses_jax._softmax_xent`. From probabilities, ``p = y_pred / sum(y_pred)`` is clipped to
 ``[1e-7, 1 - 1e-7]`` exactly like Keras, with a straight-through gradient. Logs and sums run in
 float32 for float16/bfloat16 inputs; integer labels are never cast to a float.
+
+``class_weight`` is PyTorch's ``weight=`` of ``cross_entropy``: each class's term is scaled by
+its weight, and ``reduction="mean_with_sample_weight"`` divides by the summed weights of the
+target classes (times the sample weights), which is PyTorch's ``reduction="mean"`` with class
+ids. :func:`smooth_labels` is optax's helper of the same name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -16,6 +22,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
 
 from losses_jax._numerics import (
+    accumulation_dtype,
     clip_probabilities,
     log_softmax,
     power,
@@ -37,16 +44,26 @@ from losses_jax._targets import (
     sparse_labels,
     valid_labels,
 )
-from losses_jax._validation import as_float_array, check_axis, check_bool, normalize_axis
-from losses_jax.base import Loss
+from losses_jax._validation import (
+    as_float_array,
+    check_axis,
+    check_bool,
+    check_number,
+    normalize_axis,
+)
+from losses_jax.base import Loss, reduce_weighted_values
 from losses_jax.checks import guard_labels_in_range, guard_unit_interval
+from losses_jax.losses.binary import check_class_weight, listed_weights, per_class_weights
 
 __all__ = [
     "CategoricalCrossentropy",
     "CategoricalFocalCrossentropy",
+    "PolyCrossentropy",
     "SparseCategoricalCrossentropy",
     "categorical_crossentropy",
     "categorical_focal_crossentropy",
+    "poly_crossentropy",
+    "smooth_labels",
     "sparse_categorical_crossentropy",
 ]
 
@@ -63,6 +80,11 @@ def _categorical_inputs(
     return targets, classes_last(y_pred, axis)
 
 
+def _label_weights(weights: jax.Array, labels: jax.Array) -> jax.Array:
+    """``weights[labels]``, labels clipped into range (callers mask the invalid ones)."""
+    return jnp.take(weights, jnp.clip(labels, 0, weights.shape[0] - 1))
+
+
 def categorical_crossentropy(
     y_true: ArrayLike,
     y_pred: ArrayLike,
@@ -70,14 +92,18 @@ def categorical_crossentropy(
     label_smoothing: float = 0.0,
     axis: int = -1,
     z_loss: float = 0.0,
+    class_weight: ArrayLike | Sequence[float] | None = None,
 ) -> jax.Array:
     """Categorical cross-entropy between one-hot (or soft) targets and predictions.
 
-    ``loss = -sum(t * log p, axis) + z_loss * logsumexp(y_pred, axis) ** 2`` with smoothed
-    targets ``t = y_true * (1 - label_smoothing) + label_smoothing / num_classes``. From logits,
+    ``loss = -sum(w * t * log p, axis) + z_loss * logsumexp(y_pred, axis) ** 2`` with smoothed
+    targets ``t = y_true * (1 - label_smoothing) + label_smoothing / num_classes`` and
+    ``w = class_weight`` (1 when not given; the z-loss is not weighted). From logits,
     ``log p = y_pred - logsumexp(y_pred)`` (max-shifted; a ``-inf`` logit masks a class). From
     probabilities, ``p = y_pred / sum(y_pred, axis)`` clipped to ``[1e-7, 1 - 1e-7]``
     (straight-through gradient, unlike Keras). ``z_loss`` (PaLM) needs ``from_logits=True``.
+    With ``class_weight`` this is PyTorch's ``cross_entropy(logits, probabilities, weight=w,
+    label_smoothing=label_smoothing, reduction="none")``.
 
     Args:
         y_true: targets, shape ``(batch, ..., num_classes)`` (classes on ``axis``).
@@ -86,6 +112,8 @@ def categorical_crossentropy(
         label_smoothing: float in ``[0, 1]``.
         axis: the class axis.
         z_loss: weight of the ``logsumexp ** 2`` penalty, ``>= 0``.
+        class_weight: optional ``num_classes`` weights ``>= 0`` (PyTorch's ``weight``); may be
+            a traced array.
 
     Returns:
         Per-sample losses, ``y_pred``'s shape without ``axis``, in ``y_pred``'s dtype.
@@ -106,11 +134,19 @@ def categorical_crossentropy(
         >>> loss = categorical_crossentropy([[0, 1, 0]], logits, from_logits=True)
         >>> print(f"{float(loss[0]):.4f}")
         0.3133
+        >>> loss = categorical_crossentropy([[0, 1]], [[0.5, 0.5]], class_weight=[1.0, 3.0])
+        >>> print(f"{float(loss[0]):.4f}")  # 3 log 2
+        2.0794
     """
     check_z_loss(z_loss, from_logits)
     targets, y_pred = _categorical_inputs(
         y_true, y_pred, label_smoothing, axis, "categorical_crossentropy"
     )
+    weights = per_class_weights(
+        class_weight, "class_weight", classes=y_pred.shape[-1], ndim=1, axis=0, dtype=targets.dtype
+    )
+    if weights is not None:
+        targets = weights * targets  # the kernel's -sum(t * log p) is then -sum(w t log p)
     if from_logits:
         # The logits go in their own dtype: the VJP saves them, not a float32 copy.
         xent, lse = softmax_xent_dense(y_pred, targets)
@@ -191,10 +227,13 @@ def sparse_categorical_crossentropy(
     ignore_class: int | None = None,
     axis: int = -1,
     z_loss: float = 0.0,
+    class_weight: ArrayLike | Sequence[float] | None = None,
 ) -> jax.Array:
     """Categorical cross-entropy with integer labels.
 
-    ``loss = -log p[y_true] + z_loss * logsumexp(y_pred, axis) ** 2``. From logits,
+    ``loss = -w[y_true] * log p[y_true] + z_loss * logsumexp(y_pred, axis) ** 2`` with
+    ``w = class_weight`` (1 when not given; the z-loss is not weighted): PyTorch's
+    ``cross_entropy(logits, labels, weight=w, reduction="none")``. From logits,
     ``log p[k] = y_pred[k] - logsumexp(y_pred)`` (max-shifted; ``-inf`` logits mask classes).
     From probabilities, ``p = y_pred / sum(y_pred, axis)`` clipped to ``[1e-7, 1 - 1e-7]``
     (straight-through gradient, unlike Keras). Positions whose label equals ``ignore_class``
@@ -209,6 +248,8 @@ def sparse_categorical_crossentropy(
         ignore_class: optional label id whose positions give loss 0.
         axis: the class axis.
         z_loss: weight of the ``logsumexp ** 2`` penalty, ``>= 0``; needs logits.
+        class_weight: optional ``num_classes`` weights ``>= 0`` (PyTorch's ``weight``); may be
+            a traced array.
 
     Returns:
         Per-sample losses of ``y_true``'s (squeezed) shape, in ``y_pred``'s dtype.
@@ -229,6 +270,9 @@ def sparse_categorical_crossentropy(
         ... )
         >>> [round(float(v), 4) for v in loss]
         [0.4076, 0.0]
+        >>> loss = sparse_categorical_crossentropy([1], [[0.5, 0.5]], class_weight=[1.0, 3.0])
+        >>> print(f"{float(loss[0]):.4f}")  # 3 log 2
+        2.0794
     """
     check_z_loss(z_loss, from_logits)
     check_ignore_class(ignore_class)
@@ -239,18 +283,157 @@ def sparse_categorical_crossentropy(
     x = classes_last(y_pred, axis)
     labels = guard_labels_in_range(labels, x.shape[-1], "y_true", ignore=ignore_class)
     valid = valid_labels(labels, x.shape[-1], ignore_class)
+    dtype = accumulation_dtype(x.dtype)
+    weights = per_class_weights(
+        class_weight, "class_weight", classes=x.shape[-1], ndim=1, axis=0, dtype=dtype
+    )
     if from_logits:
         xent, lse = softmax_xent_sparse(x, labels)
-        losses = add_z_loss(xent, lse, z_loss)
     else:
         p = upcast(guard_unit_interval(x, "y_pred"))
         p_label = safe_divide(take_class(p, labels), jnp.sum(p, axis=-1))
-        losses = -jnp.log(clip_probabilities(p_label))
+        xent, lse = -jnp.log(clip_probabilities(p_label)), None
+    if weights is not None:
+        xent = _label_weights(weights, labels) * xent
+    losses = xent if lse is None else add_z_loss(xent, lse, z_loss)
     return jnp.where(valid, losses, 0.0).astype(y_pred.dtype)
 
 
-class CategoricalCrossentropy(Loss):
+def smooth_labels(labels: ArrayLike, alpha: float, axis: int = -1) -> jax.Array:
+    """Label smoothing: ``(1 - alpha) * labels + alpha / num_classes`` along ``axis``.
+
+    The smoothing every ``label_smoothing`` option of this library applies to its targets, as
+    a function (optax's ``smooth_labels``).
+
+    Args:
+        labels: one-hot (or soft) labels, shape ``(..., num_classes)`` (classes on ``axis``).
+        alpha: the smoothing factor in ``[0, 1]``; may be a traced array.
+        axis: the class axis.
+
+    Returns:
+        The smoothed labels, ``labels``' shape and floating dtype (float32 for integers).
+
+    References:
+        Szegedy, Vanhoucke, Ioffe, Shlens & Wojna (2016), "Rethinking the Inception
+        Architecture for Computer Vision", CVPR; Müller, Kornblith & Hinton (2019), "When Does
+        Label Smoothing Help?", NeurIPS. optax, ``optax.smooth_labels``.
+
+    Examples:
+        >>> smooth_labels(jnp.array([[0.0, 1.0, 0.0, 0.0]]), 0.2).tolist()
+        [[0.05000000074505806, 0.8500000238418579, 0.05000000074505806, 0.05000000074505806]]
+    """
+    check_number(alpha, "alpha", low=0.0, high=1.0)
+    check_axis(axis, "smooth_labels", allow_tuple=False)
+    labels = as_float_array(labels, "labels")
+    if labels.ndim == 0:
+        raise ValueError("smooth_labels: `labels` needs a class axis; received a scalar.")
+    return (1.0 - alpha) * labels + alpha / labels.shape[normalize_axis(axis, labels.ndim)]
+
+
+def poly_crossentropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    epsilon: float = 2.0,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+) -> jax.Array:
+    """Poly-1 cross-entropy (Leng et al., 2022): ``CE + epsilon * (1 - p_t)``.
+
+    ``loss = -sum(t * log p, axis) + epsilon * sum(t * (1 - p), axis)`` with smoothed targets
+    ``t = y_true * (1 - label_smoothing) + label_smoothing / num_classes``; for a one-hot
+    ``y_true`` the second sum is ``1 - p_t``, ``p_t`` the probability of the true class. This is
+    optax's ``poly_loss_cross_entropy(logits, smooth_labels(y_true, label_smoothing), epsilon)``
+    (``p_t`` is taken against the smoothed targets, as there). From logits, ``log p`` is the
+    max-shifted log-softmax and ``1 - p = -expm1(log p)``; from probabilities,
+    ``p = y_pred / sum(y_pred, axis)`` and the cross-entropy clips it to ``[1e-7, 1 - 1e-7]``
+    (straight-through gradient) while ``1 - p`` does not.
+
+    Args:
+        y_true: one-hot (or soft) targets, shape ``(batch, ..., num_classes)``.
+        y_pred: logits or probabilities of the same shape.
+        epsilon: weight of the ``1 - p_t`` term (default 2.0, optax's and the paper's ImageNet
+            value; the paper uses -1 for detection); any real, may be a traced array.
+        from_logits: whether ``y_pred`` holds logits (optax takes logits).
+        label_smoothing: float in ``[0, 1]``.
+        axis: the class axis.
+
+    Returns:
+        Per-sample losses, ``y_pred``'s shape without ``axis``, in ``y_pred``'s dtype.
+
+    References:
+        Leng, Xu, Qi, Wang, Liu, Huang, Shlens & Chen (2022), "PolyLoss: A Polynomial
+        Expansion Perspective of Classification Loss Functions", ICLR. optax,
+        ``optax.poly_loss_cross_entropy``.
+
+    Examples:
+        >>> loss = poly_crossentropy([[0, 1]], [[0.5, 0.5]], epsilon=1.0)
+        >>> print(f"{float(loss[0]):.4f}")  # log 2 + 0.5
+        1.1931
+    """
+    check_number(epsilon, "epsilon")
+    targets, y_pred = _categorical_inputs(
+        y_true, y_pred, label_smoothing, axis, "poly_crossentropy"
+    )
+    x = upcast(y_pred)
+    if from_logits:
+        log_p = log_softmax(x)
+        one_minus_p = -jnp.expm1(log_p)
+        xent = -weighted_sum_of_logs(targets, log_p)
+    else:
+        p = renormalize(x)
+        one_minus_p = 1.0 - p
+        xent = -jnp.sum(targets * jnp.log(clip_probabilities(p)), axis=-1)
+    return (xent + epsilon * jnp.sum(targets * one_minus_p, axis=-1)).astype(y_pred.dtype)
+
+
+class _ClassWeightedMean(Loss):
+    """A loss with PyTorch's ``class_weight``, whose ``"mean_with_sample_weight"`` divides by the
+    weight of each sample's target class (PyTorch's weighted ``reduction="mean"``).
+
+    The per-sample ``function`` already scales each sample's terms by the class weights; here
+    only the divisor of ``"mean_with_sample_weight"`` changes, from ``sum(sample_weight)`` to
+    ``sum(sample_weight * target_weights)`` (masked entries and ignored labels excluded). Every
+    other reduction, and every reduction without ``class_weight``, is :class:`Loss`'s. (``Loss``
+    has no hook for a divisor, so the override sums the loss's own unreduced values.)
+    """
+
+    def target_weights(self, y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
+        """The class weight of each sample's target, the shape of the per-sample losses."""
+        raise NotImplementedError
+
+    def __call__(
+        self,
+        y_true: ArrayLike,
+        y_pred: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        mask: ArrayLike | None = None,
+        **inputs: Any,
+    ) -> jax.Array:
+        class_weight = getattr(self, "class_weight", None)
+        if self.reduction != "mean_with_sample_weight" or class_weight is None:
+            return super().__call__(y_true, y_pred, sample_weight, mask, **inputs)
+        unreduced = type(self).from_config({**self.get_config(), "reduction": "none"})
+        weighted = unreduced(y_true, y_pred, sample_weight, mask, **inputs)
+        if weighted.shape in ((), (0,)):
+            return weighted  # as Loss reduces a scalar or an empty batch: unchanged
+        # The divisor: the target weights weighted and masked exactly as the losses are.
+        counted = reduce_weighted_values(
+            self.target_weights(y_true, y_pred), sample_weight, mask, reduction="none"
+        )
+        acc = accumulation_dtype(weighted.dtype)
+        total = jnp.sum(weighted.astype(acc))
+        return safe_divide(total, jnp.sum(counted.astype(acc))).astype(self.dtype)
+
+
+class CategoricalCrossentropy(_ClassWeightedMean):
     """Categorical cross-entropy on one-hot or soft targets; see :func:`categorical_crossentropy`.
+
+    With ``class_weight``, each sample counts ``sum(class_weight * y_true)`` (the weight of its
+    class, for one-hot targets) in the divisor of ``reduction="mean_with_sample_weight"``: on
+    one-hot targets that is PyTorch's ``cross_entropy(logits, labels, weight=class_weight,
+    label_smoothing=...)`` with ``reduction="mean"``. PyTorch's ``"mean"`` on probability
+    targets divides by the batch size: ``"sum_over_batch_size"`` here.
 
     Args:
         from_logits: whether ``y_pred`` holds logits (recommended) or probabilities.
@@ -260,6 +443,7 @@ class CategoricalCrossentropy(Loss):
         name: default ``"categorical_crossentropy"``.
         dtype: compute and result dtype.
         z_loss: weight of the PaLM ``logsumexp(logits) ** 2`` penalty (needs logits).
+        class_weight: optional list of ``num_classes`` weights ``>= 0`` (PyTorch's ``weight``).
 
     Examples:
         >>> y_true = [[0, 1, 0], [0, 0, 1]]
@@ -271,6 +455,11 @@ class CategoricalCrossentropy(Loss):
         0.814
         >>> print(f"{float(CategoricalCrossentropy(reduction='sum')(y_true, y_pred)):.3f}")
         2.354
+        >>> weighted = CategoricalCrossentropy(
+        ...     class_weight=[1.0, 1.0, 3.0], reduction="mean_with_sample_weight"
+        ... )
+        >>> print(f"{float(weighted(y_true, y_pred)):.3f}")  # (0.051 + 3 * 2.303) / (1 + 3)
+        1.740
     """
 
     function = categorical_crossentropy
@@ -284,12 +473,23 @@ class CategoricalCrossentropy(Loss):
         name: str | None = "categorical_crossentropy",
         dtype: DTypeLike | None = None,
         z_loss: float = 0.0,
+        class_weight: Any = None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.from_logits = check_bool(from_logits, "from_logits")
         self.label_smoothing = check_label_smoothing(label_smoothing)
         self.axis = check_axis(axis, self.name, allow_tuple=False)
         self.z_loss = check_z_loss(z_loss, self.from_logits)
+        self.class_weight = check_class_weight(class_weight, "class_weight")
+
+    def get_config(self) -> dict[str, Any]:
+        return listed_weights(super().get_config(), "class_weight")
+
+    def target_weights(self, y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
+        # The unsmoothed targets: PyTorch divides by the weights of the labels themselves.
+        targets, y_pred = dense_inputs(y_true, y_pred, self.name, same_shape=True)
+        targets = classes_last(targets, normalize_axis(self.axis, y_pred.ndim))
+        return jnp.sum(targets * jnp.asarray(self.class_weight, targets.dtype), axis=-1)
 
 
 class CategoricalFocalCrossentropy(Loss):
@@ -345,11 +545,15 @@ class CategoricalFocalCrossentropy(Loss):
         return config
 
 
-class SparseCategoricalCrossentropy(Loss):
+class SparseCategoricalCrossentropy(_ClassWeightedMean):
     """Cross-entropy with integer labels; see :func:`sparse_categorical_crossentropy`.
 
     Positions labelled ``ignore_class`` give loss 0 and are left out of the reduction's
-    divisor (as in Keras); a batch whose labels are all ignored gives 0.
+    divisor (as in Keras); a batch whose labels are all ignored gives 0. With
+    ``class_weight``, ``reduction="mean_with_sample_weight"`` divides by the summed class
+    weights of the (not ignored) labels, times the sample weights: PyTorch's
+    ``cross_entropy(logits, labels, weight=class_weight, ignore_index=ignore_class)`` with
+    ``reduction="mean"``.
 
     Args:
         from_logits: whether ``y_pred`` holds logits (recommended) or probabilities.
@@ -359,6 +563,7 @@ class SparseCategoricalCrossentropy(Loss):
         name: default ``"sparse_categorical_crossentropy"``.
         dtype: compute and result dtype; integer labels stay integer whatever it is.
         z_loss: weight of the PaLM ``logsumexp(logits) ** 2`` penalty (needs logits).
+        class_weight: optional list of ``num_classes`` weights ``>= 0`` (PyTorch's ``weight``).
 
     Examples:
         >>> y_pred = [[0.9, 0.05, 0.05], [0.5, 0.89, 0.6], [0.05, 0.01, 0.94]]
@@ -369,6 +574,11 @@ class SparseCategoricalCrossentropy(Loss):
         >>> scce = SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1)
         >>> print(f"{float(scce([2, -1], logits)):.4f}")  # the mean over the one valid label
         0.4076
+        >>> scce = SparseCategoricalCrossentropy(
+        ...     class_weight=[1.0, 3.0], reduction="mean_with_sample_weight"
+        ... )
+        >>> print(f"{float(scce([0, 1], [[0.5, 0.5], [0.5, 0.5]])):.4f}")  # 4 log 2 / 4
+        0.6931
     """
 
     function = sparse_categorical_crossentropy
@@ -383,15 +593,66 @@ class SparseCategoricalCrossentropy(Loss):
         name: str | None = "sparse_categorical_crossentropy",
         dtype: DTypeLike | None = None,
         z_loss: float = 0.0,
+        class_weight: Any = None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.from_logits = check_bool(from_logits, "from_logits")
         self.ignore_class = check_ignore_class(ignore_class)
         self.axis = check_axis(axis, self.name, allow_tuple=False)
         self.z_loss = check_z_loss(z_loss, self.from_logits)
+        self.class_weight = check_class_weight(class_weight, "class_weight")
+
+    def get_config(self) -> dict[str, Any]:
+        return listed_weights(super().get_config(), "class_weight")
+
+    def target_weights(self, y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
+        y_pred = as_float_array(y_pred, "y_pred")
+        axis = normalize_axis(self.axis, max(y_pred.ndim, 1))
+        labels = sparse_labels(y_true, y_pred, axis, self.name)
+        valid = valid_labels(labels, y_pred.shape[axis], self.ignore_class)
+        weights = jnp.asarray(self.class_weight, accumulation_dtype(self.dtype))
+        return jnp.where(valid, _label_weights(weights, labels), 0.0)
 
     def loss_mask(self, y_true: jax.Array, y_pred: jax.Array, losses: jax.Array) -> Any:
         if self.ignore_class is None:
             return None
         axis = normalize_axis(self.axis, max(jnp.ndim(y_pred), 1))
         return sparse_labels(y_true, y_pred, axis, self.name) != self.ignore_class
+
+
+class PolyCrossentropy(Loss):
+    """Poly-1 cross-entropy ``CE + epsilon * (1 - p_t)``; see :func:`poly_crossentropy`.
+
+    Args:
+        epsilon: weight of the ``1 - p_t`` term (default 2.0, as optax).
+        from_logits: whether ``y_pred`` holds logits (recommended) or probabilities.
+        label_smoothing: float in ``[0, 1]``.
+        axis: the class axis.
+        reduction: see :class:`~losses_jax.Loss`.
+        name: default ``"poly_crossentropy"``.
+        dtype: compute and result dtype.
+
+    Examples:
+        >>> y_true = [[0, 1, 0], [0, 0, 1]]
+        >>> y_pred = [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]
+        >>> print(f"{float(PolyCrossentropy(epsilon=1.0)(y_true, y_pred)):.4f}")
+        1.6519
+    """
+
+    function = poly_crossentropy
+
+    def __init__(
+        self,
+        epsilon: float = 2.0,
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        axis: int = -1,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "poly_crossentropy",
+        dtype: DTypeLike | None = None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.epsilon = check_number(epsilon, "epsilon")
+        self.from_logits = check_bool(from_logits, "from_logits")
+        self.label_smoothing = check_label_smoothing(label_smoothing)
+        self.axis = check_axis(axis, self.name, allow_tuple=False)

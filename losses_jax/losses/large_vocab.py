@@ -57,7 +57,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
 
 from losses_jax._linear_xent import token_losses
-from losses_jax._validation import as_label_array, check_int, check_number, is_traced
+from losses_jax._validation import as_label_array, check_int, check_number
 from losses_jax.base import Loss
 from losses_jax.checks import guard_labels_in_range
 
@@ -69,15 +69,6 @@ AxisNames = str | tuple[str, ...] | None
 # --------------------------------------------------------------------------------------
 # validation
 # --------------------------------------------------------------------------------------
-def _static_number(value: Any, name: str, **bounds: Any) -> float:
-    if is_traced(value):
-        raise TypeError(
-            f"`{name}` must be a Python number: it selects the compiled kernel. Received a traced "
-            f"value; close over it or mark it static in jax.jit."
-        )
-    return float(check_number(value, name, **bounds))
-
-
 def _axis_option(value: Any, name: str) -> AxisNames:
     """A mesh axis name, a tuple of names, or None (lists become tuples, so options hash)."""
     if value is None or isinstance(value, str):
@@ -90,7 +81,7 @@ def _axis_option(value: Any, name: str) -> AxisNames:
 def _cap_option(value: Any) -> float | None:
     if value is None:
         return None
-    return _static_number(value, "logit_soft_cap", low=0.0, low_inclusive=False)
+    return check_number(value, "logit_soft_cap", low=0.0, low_inclusive=False)
 
 
 def _float_input(x: ArrayLike, name: str) -> jax.Array:
@@ -209,8 +200,8 @@ def linear_cross_entropy(
         0.5439 0.5439
     """
     ignore_class = check_int(ignore_class, "ignore_class", allow_none=True)
-    label_smoothing = _static_number(label_smoothing, "label_smoothing", low=0.0, high=1.0)
-    z_loss = _static_number(z_loss, "z_loss", low=0.0)
+    label_smoothing = check_number(label_smoothing, "label_smoothing", low=0.0, high=1.0)
+    z_loss = check_number(z_loss, "z_loss", low=0.0)
     logit_soft_cap = _cap_option(logit_soft_cap)
     vocab_axis = _axis_option(vocab_axis, "vocab_axis")
     token_axis = _axis_option(token_axis, "token_axis")
@@ -300,8 +291,8 @@ class LinearCrossEntropy(Loss):
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.ignore_class = check_int(ignore_class, "ignore_class", allow_none=True)
-        self.label_smoothing = _static_number(label_smoothing, "label_smoothing", low=0.0, high=1.0)
-        self.z_loss = _static_number(z_loss, "z_loss", low=0.0)
+        self.label_smoothing = check_number(label_smoothing, "label_smoothing", low=0.0, high=1.0)
+        self.z_loss = check_number(z_loss, "z_loss", low=0.0)
         self.logit_soft_cap = _cap_option(logit_soft_cap)
         self.vocab_axis = _axis_option(vocab_axis, "vocab_axis")
         self.token_axis = _axis_option(token_axis, "token_axis")

@@ -1,99 +1,328 @@
-"""Other probabilistic losses: Poisson, Kullback-Leibler divergence, generalized cross-entropy.
+"""Other probabilistic losses: Poisson and Gaussian negative log-likelihoods, Kullback-Leibler
+divergences (plain and generalized), generalized cross-entropy.
 
-Names, defaults and numbers follow Keras 3. Logs and sums run in float32 for float16/bfloat16
-inputs; results come back in ``y_pred``'s dtype.
+Names, defaults and numbers follow Keras 3 where Keras has the loss; the options added to
+Keras's losses (``poisson``'s ``log_input``/``full``/``eps``, ``kl_divergence``'s
+``from_logits``/``log_targets``) follow PyTorch and optax, and leave Keras's values unchanged
+when they are off. Logs and sums run in float32 for float16/bfloat16 inputs; results come back
+in ``y_pred``'s dtype.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
 
-from losses_jax._numerics import EPSILON, power, straight_through_clip, upcast, weighted_log
+from losses_jax._numerics import (
+    EPSILON,
+    log_softmax,
+    mean_last_axis,
+    power,
+    prepare_pair,
+    straight_through_clip,
+    upcast,
+    weighted_log,
+    weighted_sum_of_logs,
+)
 from losses_jax._softmax_xent import take_class
 from losses_jax._targets import dense_inputs, sparse_labels, valid_labels
-from losses_jax._validation import as_float_array, check_number, normalize_axis
+from losses_jax._validation import as_float_array, check_bool, check_number, normalize_axis
 from losses_jax.base import Loss
-from losses_jax.checks import guard_labels_in_range, guard_unit_interval
+from losses_jax.checks import guard_labels_in_range, guard_nonnegative, guard_unit_interval
 
 __all__ = [
     "KLD",
     "CategoricalGeneralizedCrossEntropy",
+    "GaussianNLL",
+    "GeneralizedKLDivergence",
     "KLDivergence",
     "Poisson",
     "categorical_generalized_cross_entropy",
+    "gaussian_nll",
+    "generalized_kl_divergence",
     "kl_divergence",
     "kld",
     "kullback_leibler_divergence",
     "poisson",
 ]
 
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
 
 def _check_q(q: Any) -> Any:
     return check_number(q, "q", low=0.0, high=1.0, low_inclusive=False)
 
 
-def poisson(y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
-    """Poisson negative log-likelihood (without the ``log(y_true!)`` constant), mean over the
-    last axis.
+def _check_eps(eps: Any, positive: bool) -> Any:
+    return check_number(eps, "eps", low=0.0, low_inclusive=not positive)
 
-    ``loss = mean(y_pred - y_true * log(y_pred + 1e-7), axis=-1)``, as Keras.
+
+def _entropy_terms(t: jax.Array) -> jax.Array:
+    """``t * log t`` with ``0 log 0 = 0`` (value and gradient), as optax and PyTorch."""
+    return weighted_log(t, jnp.log(jnp.where(t > 0, t, 1.0)))
+
+
+def _stirling(counts: jax.Array) -> jax.Array:
+    """``log(k!)`` by Stirling, ``k log k - k + log(2 pi k) / 2``, for ``k > 1``; 0 otherwise."""
+    k = jnp.where(counts > 1, counts, 1.0)
+    return jnp.where(counts > 1, k * jnp.log(k) - k + 0.5 * jnp.log(2.0 * math.pi * k), 0.0)
+
+
+@jax.custom_jvp
+def _variance_floor(variance: jax.Array, eps: Any) -> jax.Array:
+    """``max(variance, eps)`` whose derivative in ``variance`` is 1 everywhere (PyTorch clamps
+    under ``no_grad``, so the gradient passes straight through the clamp); in ``eps`` it is the
+    true one, 1 where the floor is active."""
+    return jnp.maximum(variance, eps)
+
+
+@_variance_floor.defjvp
+def _variance_floor_jvp(primals, tangents):
+    (variance, eps), (variance_dot, eps_dot) = primals, tangents
+    return _variance_floor(variance, eps), variance_dot + jnp.where(variance < eps, eps_dot, 0.0)
+
+
+def poisson(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    log_input: bool = False,
+    full: bool = False,
+    eps: float = EPSILON,
+) -> jax.Array:
+    """Poisson negative log-likelihood, mean over the last axis.
+
+    ``loss = mean(y_pred - y_true * log(y_pred + eps), axis=-1)`` (Keras's, with ``eps=1e-7``),
+    or with ``log_input=True`` (``y_pred`` the log-rate) ``mean(exp(y_pred) - y_true * y_pred)``.
+    ``full=True`` adds Stirling's approximation of the ``log(y_true!)`` constant,
+    ``y_true * log(y_true) - y_true + log(2 pi y_true) / 2`` where ``y_true > 1`` (0 elsewhere).
+    PyTorch's ``poisson_nll_loss(y_pred, y_true, log_input, full, eps, reduction="none")`` is
+    this loss before the mean (PyTorch's defaults are ``log_input=True``, ``eps=1e-8``; its
+    ``"mean"`` is ``"sum_over_batch_size"`` here).
 
     Args:
         y_true: observed counts, shape ``(batch, ..., d)``.
-        y_pred: predicted rates (``>= 0``), shape ``(batch, ..., d)``.
+        y_pred: predicted rates (``>= 0``), or log-rates with ``log_input``, same shape.
+        log_input: whether ``y_pred`` holds log-rates.
+        full: whether to add the Stirling term.
+        eps: ``>= 0``, added to the rate inside the log (unused with ``log_input``); may be a
+            traced array.
 
     Returns:
         Per-sample losses, shape ``(batch, ...)``, in ``y_pred``'s dtype.
 
     References:
         McCullagh & Nelder (1989), *Generalized Linear Models*, 2nd ed., Chapman & Hall (the
-        Poisson log-likelihood of log-linear models). Keras 3, ``keras.losses.poisson``.
+        Poisson log-likelihood of log-linear models). Keras 3, ``keras.losses.poisson``;
+        PyTorch, ``torch.nn.functional.poisson_nll_loss``.
 
     Examples:
         >>> print(f"{float(poisson([[0.0, 1.0]], [[1.0, 1.0]])[0]):.4f}")
         1.0000
+        >>> print(f"{float(poisson([[0.0, 1.0]], [[0.0, 0.0]], log_input=True)[0]):.4f}")
+        1.0000
+        >>> loss = poisson([[3.0]], [[1.0]], log_input=True, full=True)
+        >>> print(f"{float(loss[0]):.4f}")  # e - 3 + (3 log 3 - 3 + log(6 pi) / 2)
+        1.4824
     """
+    check_bool(log_input, "log_input")
+    check_bool(full, "full")
+    _check_eps(eps, positive=False)
     targets, y_pred = dense_inputs(y_true, y_pred, "poisson")
     normalize_axis(-1, y_pred.ndim)
-    rate = upcast(y_pred)
-    losses = rate - weighted_log(targets, jnp.log(rate + EPSILON))
+    x = upcast(y_pred)
+    if log_input:
+        losses = jnp.exp(x) - weighted_log(targets, x)
+    else:
+        losses = x - weighted_log(targets, jnp.log(x + eps))
+    if full:
+        losses = losses + _stirling(targets)
     return jnp.mean(losses, axis=-1).astype(y_pred.dtype)
 
 
-def kl_divergence(y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
+def kl_divergence(
+    y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False, log_targets: bool = False
+) -> jax.Array:
     """Kullback-Leibler divergence ``KL(y_true || y_pred)`` over the last axis.
 
-    ``loss = sum(t * log(t / p), axis=-1)`` with ``t`` and ``p`` clipped to ``[1e-7, 1]`` as in
-    Keras (straight-through gradient). Also exported as ``kld`` and
-    ``kullback_leibler_divergence``.
+    ``loss = sum(t * (log t - log p), axis=-1)``. By default (Keras's form) ``t = y_true`` and
+    ``p = y_pred`` are both clipped to ``[1e-7, 1]`` (straight-through gradient). With
+    ``from_logits=True``, ``y_pred`` holds logits and ``log p = log_softmax(y_pred)``
+    (max-shifted); with ``log_targets=True``, ``y_true`` holds log-probabilities and
+    ``t = exp(y_true)``. With either option the targets enter exactly, with ``0 log 0 = 0``
+    (as optax and PyTorch); probabilities in ``y_pred`` are still clipped. Also exported as
+    ``kld`` and ``kullback_leibler_divergence``.
+
+    optax's ``kl_divergence(log_predictions, targets)`` and PyTorch's
+    ``kl_div(input, target, log_target=..., reduction="none").sum(-1)`` take log-probabilities:
+    pass them as ``y_pred`` with ``from_logits=True`` (``log_softmax`` leaves normalized
+    log-probabilities unchanged; unnormalized ones differ from optax/PyTorch by
+    ``sum(t) * logsumexp(y_pred)``). optax's ``kl_divergence_with_log_targets`` and PyTorch's
+    ``log_target=True`` are ``log_targets=True``. PyTorch's ``"batchmean"`` is
+    ``"sum_over_batch_size"`` here.
 
     Args:
-        y_true: target distributions, shape ``(batch, ..., d)``.
-        y_pred: predicted distributions, shape ``(batch, ..., d)``.
+        y_true: target distributions (or their logs, with ``log_targets``), ``(batch, ..., d)``.
+        y_pred: predicted distributions (or logits, with ``from_logits``), ``(batch, ..., d)``.
+        from_logits: whether ``y_pred`` holds logits.
+        log_targets: whether ``y_true`` holds log-probabilities.
 
     Returns:
         Per-sample losses, shape ``(batch, ...)``, in ``y_pred``'s dtype.
 
     References:
         Kullback & Leibler (1951), "On Information and Sufficiency", *Annals of Mathematical
-        Statistics* 22(1). Keras 3, ``keras.losses.kl_divergence``.
+        Statistics* 22(1). Keras 3, ``keras.losses.kl_divergence``; optax,
+        ``optax.kl_divergence(_with_log_targets)``; PyTorch, ``torch.nn.functional.kl_div``.
 
     Examples:
         >>> print(f"{float(kl_divergence([[0.5, 0.5]], [[0.25, 0.75]])[0]):.4f}")
         0.1438
+        >>> logits = jnp.log(jnp.array([[0.25, 0.75]]))
+        >>> print(f"{float(kl_divergence([[0.5, 0.5]], logits, from_logits=True)[0]):.4f}")
+        0.1438
+        >>> print(f"{float(kl_divergence([[1.0, 0.0]], [[0.5, 0.5]], from_logits=True)[0]):.4f}")
+        0.6931
     """
+    check_bool(from_logits, "from_logits")
+    check_bool(log_targets, "log_targets")
     targets, y_pred = dense_inputs(y_true, y_pred, "kl_divergence")
     normalize_axis(-1, y_pred.ndim)
-    t = straight_through_clip(targets, EPSILON, 1.0)
-    p = straight_through_clip(upcast(y_pred), EPSILON, 1.0)
-    return jnp.sum(t * (jnp.log(t) - jnp.log(p)), axis=-1).astype(y_pred.dtype)
+    x = upcast(y_pred)
+    if not (from_logits or log_targets):
+        t = straight_through_clip(targets, EPSILON, 1.0)
+        p = straight_through_clip(x, EPSILON, 1.0)
+        return jnp.sum(t * (jnp.log(t) - jnp.log(p)), axis=-1).astype(y_pred.dtype)
+    log_p = log_softmax(x) if from_logits else jnp.log(straight_through_clip(x, EPSILON, 1.0))
+    if log_targets:
+        # exp(-inf) = 0: such a class contributes exactly 0, whatever log_p is there.
+        losses = weighted_sum_of_logs(jnp.exp(targets), targets - log_p)
+    else:
+        losses = jnp.sum(_entropy_terms(targets), axis=-1) - weighted_sum_of_logs(targets, log_p)
+    return losses.astype(y_pred.dtype)
 
 
 kullback_leibler_divergence = kld = KLD = kl_divergence
+
+
+def generalized_kl_divergence(
+    y_true: ArrayLike, y_pred: ArrayLike, log_predictions: bool = False
+) -> jax.Array:
+    """Generalized Kullback-Leibler divergence between unnormalized measures, last axis.
+
+    ``loss = sum(t * log(t / q) - t + q, axis=-1)`` with ``t = y_true`` (``0 log 0 = 0``) and
+    ``q = y_pred``: the Bregman divergence of ``x log x - x``, 0 iff ``t == q``, equal to
+    :func:`kl_divergence` when both sum to 1. ``q`` is floored at ``1e-7`` (straight-through
+    gradient, the clip of Keras's KL); with ``log_predictions=True``, ``y_pred = log q`` enters
+    exactly: optax's ``generalized_kl_divergence(log_predictions, targets)``.
+
+    Args:
+        y_true: target measures (``>= 0``), shape ``(batch, ..., d)``.
+        y_pred: predicted measures (``>= 0``), or their logs with ``log_predictions``, same
+            shape.
+        log_predictions: whether ``y_pred`` holds ``log q``.
+
+    Returns:
+        Per-sample losses, shape ``(batch, ...)``, in ``y_pred``'s dtype.
+
+    References:
+        Bregman (1967), "The relaxation method of finding the common point of convex sets and
+        its application to the solution of problems in convex programming", *USSR
+        Computational Mathematics and Mathematical Physics* 7(3); Lee & Seung (2000),
+        "Algorithms for Non-negative Matrix Factorization", NeurIPS (as a loss). optax,
+        ``optax.generalized_kl_divergence``.
+
+    Examples:
+        >>> print(f"{float(generalized_kl_divergence([[2.0, 0.0]], [[1.0, 1.0]])[0]):.4f}")
+        1.3863
+    """
+    check_bool(log_predictions, "log_predictions")
+    targets, y_pred = dense_inputs(y_true, y_pred, "generalized_kl_divergence")
+    normalize_axis(-1, y_pred.ndim)
+    x = upcast(y_pred)
+    if log_predictions:
+        log_q, q = x, jnp.exp(x)
+    else:
+        q = straight_through_clip(x, EPSILON, math.inf)
+        log_q = jnp.log(q)
+    losses = _entropy_terms(targets) - weighted_log(targets, log_q) - targets + q
+    return jnp.sum(losses, axis=-1).astype(y_pred.dtype)
+
+
+def _variance_like(variance: ArrayLike, y_pred: jax.Array) -> jax.Array:
+    """``variance`` broadcast to ``y_pred``: of its shape, of its shape without the last axis
+    (one variance per sample, PyTorch's homoscedastic case), or broadcastable to it."""
+    variance = upcast(as_float_array(variance, "variance"))
+    if variance.shape != y_pred.shape and variance.shape == y_pred.shape[:-1]:
+        variance = variance[..., None]
+    try:
+        shape = jnp.broadcast_shapes(variance.shape, y_pred.shape)
+    except ValueError:
+        shape = None
+    if shape != y_pred.shape:
+        raise ValueError(
+            f"gaussian_nll: `variance` of shape {tuple(variance.shape)} does not fit `y_pred` of "
+            f"shape {tuple(y_pred.shape)}: give one variance per prediction (the same shape), "
+            f"one per sample (shape {tuple(y_pred.shape[:-1])}), or a shape that broadcasts."
+        )
+    return variance
+
+
+def gaussian_nll(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    variance: ArrayLike | None = None,
+    full: bool = False,
+    eps: float = 1e-6,
+) -> jax.Array:
+    """Gaussian negative log-likelihood of ``y_true`` under ``N(y_pred, variance)``, mean over
+    the last axis.
+
+    ``loss = mean((log(v) + (y_true - y_pred) ** 2 / v) / 2, axis=-1)`` with
+    ``v = max(variance, eps)``, plus ``log(2 pi) / 2`` with ``full=True``. As in PyTorch, the
+    clamp passes the gradient straight through to ``variance`` (a variance below ``eps`` still
+    trains) and ``variance < 0`` is invalid (checked under :func:`losses_jax.checked`).
+    PyTorch's ``gaussian_nll_loss(y_pred, y_true, variance, full, eps, reduction="none")`` is
+    this loss before the mean; its ``"mean"`` is ``"sum_over_batch_size"`` here.
+
+    Args:
+        y_true: observations, shape ``(batch, ..., d)``.
+        y_pred: predicted means, same shape.
+        variance: predicted variances, a keyword argument (also of the class call,
+            ``GaussianNLL()(y_true, y_pred, variance=v)``): ``y_pred``'s shape, ``y_pred``'s
+            shape without the last axis (one per sample), or any shape that broadcasts to it
+            (a scalar included); ``>= 0``.
+        full: whether to add the constant ``log(2 pi) / 2``.
+        eps: ``> 0``, the floor of the variance; may be a traced array.
+
+    Returns:
+        Per-sample losses, shape ``(batch, ...)``, in ``y_pred``'s dtype.
+
+    References:
+        Nix & Weigend (1994), "Estimating the Mean and Variance of the Target Probability
+        Distribution", IEEE ICNN. PyTorch, ``torch.nn.functional.gaussian_nll_loss``.
+
+    Examples:
+        >>> loss = gaussian_nll([[1.0, 2.0]], [[1.0, 0.0]], variance=[[1.0, 2.0]])
+        >>> print(f"{float(loss[0]):.4f}")  # mean(0, (log 2 + 4 / 2) / 2)
+        0.6733
+    """
+    check_bool(full, "full")
+    _check_eps(eps, positive=True)
+    y_true, y_pred, out_dtype = prepare_pair(y_true, y_pred, "gaussian_nll", min_rank=1)
+    if variance is None:
+        raise TypeError(
+            "gaussian_nll needs the predicted variance: pass `variance=` (an array of "
+            f"y_pred's shape {tuple(y_pred.shape)}, one per sample, or a scalar)."
+        )
+    v = _variance_floor(guard_nonnegative(_variance_like(variance, y_pred), "variance"), eps)
+    losses = 0.5 * (jnp.log(v) + jnp.square(y_true - y_pred) / v)
+    if full:
+        losses = losses + _HALF_LOG_2PI
+    return mean_last_axis(losses).astype(out_dtype)
 
 
 def categorical_generalized_cross_entropy(
@@ -138,6 +367,9 @@ class Poisson(Loss):
     """Poisson loss ``mean(y_pred - y_true * log(y_pred + 1e-7), axis=-1)``; see :func:`poisson`.
 
     Args:
+        log_input: whether ``y_pred`` holds log-rates (PyTorch's default; here False, Keras's).
+        full: whether to add Stirling's approximation of ``log(y_true!)``.
+        eps: ``>= 0`` added to the rate inside the log (default 1e-7, Keras's; PyTorch's 1e-8).
         reduction: see :class:`~losses_jax.Loss`.
         name: default ``"poisson"``.
         dtype: compute and result dtype.
@@ -154,8 +386,14 @@ class Poisson(Loss):
         reduction: str | None = "sum_over_batch_size",
         name: str | None = "poisson",
         dtype: DTypeLike | None = None,
+        log_input: bool = False,
+        full: bool = False,
+        eps: float = EPSILON,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.log_input = check_bool(log_input, "log_input")
+        self.full = check_bool(full, "full")
+        self.eps = _check_eps(eps, positive=False)
 
 
 class KLDivergence(Loss):
@@ -165,6 +403,8 @@ class KLDivergence(Loss):
         reduction: see :class:`~losses_jax.Loss`.
         name: default ``"kl_divergence"``.
         dtype: compute and result dtype.
+        from_logits: whether ``y_pred`` holds logits (log-softmaxed).
+        log_targets: whether ``y_true`` holds log-probabilities.
 
     Examples:
         >>> y_true, y_pred = [[0.0, 1.0], [0.0, 0.0]], [[0.6, 0.4], [0.4, 0.6]]
@@ -179,8 +419,74 @@ class KLDivergence(Loss):
         reduction: str | None = "sum_over_batch_size",
         name: str | None = "kl_divergence",
         dtype: DTypeLike | None = None,
+        from_logits: bool = False,
+        log_targets: bool = False,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.from_logits = check_bool(from_logits, "from_logits")
+        self.log_targets = check_bool(log_targets, "log_targets")
+
+
+class GeneralizedKLDivergence(Loss):
+    """Generalized KL divergence ``sum(t log(t / q) - t + q, axis=-1)`` of unnormalized
+    measures; see :func:`generalized_kl_divergence`.
+
+    Args:
+        log_predictions: whether ``y_pred`` holds ``log q`` (optax's argument).
+        reduction: see :class:`~losses_jax.Loss`.
+        name: default ``"generalized_kl_divergence"``.
+        dtype: compute and result dtype.
+
+    Examples:
+        >>> y_true, y_pred = [[2.0, 0.0], [1.0, 1.0]], [[1.0, 1.0], [1.0, 1.0]]
+        >>> print(f"{float(GeneralizedKLDivergence()(y_true, y_pred)):.4f}")
+        0.6931
+    """
+
+    function = generalized_kl_divergence
+
+    def __init__(
+        self,
+        log_predictions: bool = False,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "generalized_kl_divergence",
+        dtype: DTypeLike | None = None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.log_predictions = check_bool(log_predictions, "log_predictions")
+
+
+class GaussianNLL(Loss):
+    """Gaussian negative log-likelihood with predicted means and variances; see
+    :func:`gaussian_nll`. The variances are a keyword argument of the call.
+
+    Args:
+        full: whether to add the constant ``log(2 pi) / 2``.
+        eps: ``> 0``, the floor of the variance (default 1e-6, PyTorch's).
+        reduction: see :class:`~losses_jax.Loss`.
+        name: default ``"gaussian_nll"``.
+        dtype: compute and result dtype.
+
+    Examples:
+        >>> loss = GaussianNLL(reduction="sum")
+        >>> value = loss([[1.0, 2.0]], [[1.0, 0.0]], variance=[[1.0, 2.0]])
+        >>> print(f"{float(value):.4f}")
+        0.6733
+    """
+
+    function = gaussian_nll
+
+    def __init__(
+        self,
+        full: bool = False,
+        eps: float = 1e-6,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "gaussian_nll",
+        dtype: DTypeLike | None = None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.full = check_bool(full, "full")
+        self.eps = _check_eps(eps, positive=True)
 
 
 class CategoricalGeneralizedCrossEntropy(Loss):

@@ -2,6 +2,7 @@
 
 Dice and Tversky sum over ``axis`` (default: every axis, one number for the whole batch) and
 add ``1e-7`` to the denominator, so all-zero masks give a loss of 1 with a finite gradient.
+Generalized Dice (optax's semantics) weighs per-class Dice losses by inverse class frequency.
 Circle is a metric-learning loss on integer labels and L2-normalized embeddings.
 
 Computations run in float32 for float16/bfloat16 inputs and return ``y_pred``'s dtype.
@@ -15,7 +16,16 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
 
-from losses_jax._numerics import EPSILON, accumulation_dtype, logsumexp, prepare_pair
+from losses_jax._numerics import (
+    EPSILON,
+    accumulation_dtype,
+    log_softmax,
+    logistic_terms,
+    logsumexp,
+    prepare_pair,
+    safe_divide,
+    upcast,
+)
 from losses_jax._sharding import replicated
 from losses_jax._validation import (
     as_float_array,
@@ -26,8 +36,18 @@ from losses_jax._validation import (
     resolve_axis,
 )
 from losses_jax.base import Loss
+from losses_jax.checks import guard_unit_interval
 
-__all__ = ["Circle", "Dice", "Tversky", "circle", "dice", "tversky"]
+__all__ = [
+    "Circle",
+    "Dice",
+    "GeneralizedDice",
+    "Tversky",
+    "circle",
+    "dice",
+    "generalized_dice",
+    "tversky",
+]
 
 
 def _overlap_sums(y_true, y_pred, axis, loss_name: str):
@@ -122,6 +142,97 @@ def tversky(
     intersection, missed, spurious, _, out_dtype = _overlap_sums(y_true, y_pred, axis, "tversky")
     denominator = intersection + alpha * missed + beta * spurious + EPSILON
     return (1.0 - intersection / denominator).astype(out_dtype)
+
+
+def _check_smooth(smooth: Any) -> Any:
+    return check_number(smooth, "smooth", low=0.0)
+
+
+def _class_probabilities(y_pred: jax.Array, from_logits: bool) -> jax.Array:
+    """Softmax over the classes (sigmoid for one class) of logits; probabilities as given."""
+    if not from_logits:
+        return guard_unit_interval(y_pred, "y_pred")
+    if y_pred.shape[-1] == 1:
+        return logistic_terms(y_pred)[2]
+    return jnp.exp(log_softmax(y_pred))  # exact zeros for -inf (masked) classes
+
+
+def generalized_dice(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    from_logits: bool = True,
+    smooth: float = 1.0,
+    ignore_background: bool = False,
+) -> jax.Array:
+    """Generalized Dice loss with inverse squared class-frequency weights, per sample.
+
+    With ``p`` the class probabilities, ``t`` the one-hot targets, sums ``I_c = sum(p t)``,
+    ``P_c = sum(p)``, ``T_c = sum(t)`` over the spatial axes (all but the first and last) of
+    each sample, and ``f_c = sum(t)`` over the whole batch::
+
+        dice_c = 1 - (I_c + smooth) / ((P_c + T_c) / 2 + smooth)
+        w_c = C * v_c / sum(v),   v_c = 1 / (f_c**2 + 1e-7)
+        loss = mean_c(w_c * dice_c)
+
+    Rare classes weigh more. The weights come from the whole ``y_true`` passed in (under
+    :func:`jax.vmap`, from each mapped slice). ``ignore_background`` leaves class 0 out of the
+    mean (the weights are still normalised over every class). With ``smooth = 0`` a class
+    absent from a sample and its prediction has coefficient 0 (loss 1) instead of 0/0.
+
+    This is optax's form (a weighted mean of per-class Dice losses), which the class's
+    ``"sum_over_batch_size"`` reduction reproduces. Sudre et al.'s original is one ratio
+    ``1 - 2 sum_c(w_c I_c) / sum_c(w_c (P_c + T_c))``.
+
+    Args:
+        y_true: one-hot (or soft) targets, shape ``(batch, d0, ..., dN, num_classes)``.
+        y_pred: logits (``from_logits=True``, the default, as optax's ``apply_softmax``) or
+            class probabilities, same shape. One class means sigmoid instead of softmax.
+        from_logits: whether ``y_pred`` holds logits.
+        smooth: non-negative smoothing added to both sides of each ratio (default 1); may be
+            traced.
+        ignore_background: whether class 0 is left out of the mean over classes.
+
+    Returns:
+        Losses of shape ``(batch,)`` in ``y_pred``'s floating dtype.
+
+    References:
+        Sudre, Li, Vercauteren, Ourselin & Cardoso (2017), "Generalised Dice Overlap as a Deep
+        Learning Loss Function for Highly Unbalanced Segmentations", DLMIA (MICCAI workshop).
+        optax, ``losses.multiclass_generalized_dice_loss(predictions, targets)`` (arguments
+        in the other order; it returns the mean of these values).
+
+    Examples:
+        >>> y_true = jnp.array([[[1.0, 0.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]]])
+        >>> y_pred = jnp.array([[[0.8, 0.2], [0.6, 0.4]], [[0.5, 0.5], [0.1, 0.9]]])
+        >>> loss = generalized_dice(y_true, y_pred, from_logits=False)
+        >>> [round(float(v), 4) for v in loss]
+        [0.2188, 0.1394]
+    """
+    check_bool(from_logits, "from_logits")
+    _check_smooth(smooth)
+    check_bool(ignore_background, "ignore_background")
+    y_pred = as_float_array(y_pred, "y_pred")
+    y_true = as_float_array(y_true, "y_true", accumulation_dtype(y_pred.dtype))
+    if y_true.shape != y_pred.shape or y_pred.ndim < 2:
+        raise ValueError(
+            f"generalized_dice: `y_true` (one-hot targets) and `y_pred` must have the same "
+            f"shape (batch, ..., num_classes), of rank >= 2; received {tuple(y_true.shape)} "
+            f"and {tuple(y_pred.shape)}. Class ids: one-hot encode them with "
+            f"lj.to_categorical(y_true, num_classes)."
+        )
+    num_classes = y_pred.shape[-1]
+    probabilities = _class_probabilities(upcast(y_pred), from_logits)
+    spatial = tuple(range(1, y_pred.ndim - 1))
+    intersection = jnp.sum(probabilities * y_true, axis=spatial)
+    halved_total = 0.5 * (jnp.sum(probabilities, axis=spatial) + jnp.sum(y_true, axis=spatial))
+    coefficient = safe_divide(intersection + smooth, halved_total + smooth)
+    frequencies = jnp.sum(y_true, axis=(0, *spatial))
+    inverse_squares = 1.0 / (jnp.square(frequencies) + EPSILON)
+    weights = num_classes * inverse_squares / jnp.sum(inverse_squares)
+    per_class = weights * (1.0 - coefficient)
+    if ignore_background and num_classes > 1:
+        per_class = per_class[:, 1:]
+    return jnp.mean(per_class, axis=-1).astype(y_pred.dtype)
 
 
 def _check_gamma(gamma: float) -> float:
@@ -299,6 +410,42 @@ class Tversky(Loss):
         self.alpha = _check_weight(alpha, "alpha")
         self.beta = _check_weight(beta, "beta")
         self.axis = check_axis(axis, "tversky")
+
+
+class GeneralizedDice(Loss):
+    """Generalized Dice loss with inverse squared class-frequency weights.
+
+    See :func:`generalized_dice`. The default ``"sum_over_batch_size"`` reduction gives
+    optax's ``multiclass_generalized_dice_loss``.
+
+    Args:
+        from_logits: whether ``y_pred`` holds logits (default True, as optax).
+        smooth: non-negative smoothing of each ratio (default 1).
+        ignore_background: whether class 0 is left out of the mean over classes.
+        reduction, name, dtype: as for :class:`~losses_jax.Loss`.
+
+    Examples:
+        >>> y_true = jnp.array([[[1.0, 0.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]]])
+        >>> y_pred = jnp.array([[[0.8, 0.2], [0.6, 0.4]], [[0.5, 0.5], [0.1, 0.9]]])
+        >>> print(f"{float(GeneralizedDice(from_logits=False)(y_true, y_pred)):.4f}")
+        0.1791
+    """
+
+    function = generalized_dice
+
+    def __init__(
+        self,
+        from_logits: bool = True,
+        smooth: float = 1.0,
+        ignore_background: bool = False,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "generalized_dice",
+        dtype: DTypeLike | None = None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.from_logits = check_bool(from_logits, "from_logits")
+        self.smooth = _check_smooth(smooth)
+        self.ignore_background = check_bool(ignore_background, "ignore_background")
 
 
 class Circle(Loss):
