@@ -6,6 +6,7 @@ export is exported here too.
 """
 
 from losses_jax import losses
+from losses_jax import migration as migration  # the optax and PyTorch migration tables
 from losses_jax.base import Loss, LossFunctionWrapper, Reduction, reduce_weighted_values
 from losses_jax.checks import checked
 from losses_jax.decoding import ctc_beam_search_decode, ctc_greedy_decode

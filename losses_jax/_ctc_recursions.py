@@ -57,7 +57,7 @@ from jax.typing import DTypeLike
 from losses_jax._extended_range import FORMATS, ExtendedRangeFormat, Pair
 from losses_jax._numerics import accumulation_dtype, row_peak
 
-__all__ = ["ctc_nll"]
+__all__ = ["ctc_forward_log_probs", "ctc_nll"]
 
 
 # --------------------------------------------------------------------------------------
@@ -291,6 +291,54 @@ def ctc_nll(
     """
     fmt = _format(logits.dtype)
     return _nll(fmt, logits, labels, label_lengths, logit_lengths, blank, keep_all=False)[0]
+
+
+def ctc_forward_log_probs(
+    logits: jax.Array,
+    labels: jax.Array,
+    label_lengths: jax.Array,
+    logit_lengths: jax.Array,
+    blank: int,
+) -> tuple[jax.Array, jax.Array]:
+    """The alpha recursion's log-probabilities per frame, in optax's layout (no derivative).
+
+    Returns ``(logalpha_blank, logalpha_emit)``, ``(T, B, L + 1)`` and ``(T, B, L)``:
+    ``logalpha_blank[t, b, n] = log alpha_t(2n)`` (the blank before label ``n``) and
+    ``logalpha_emit[t, b, n] = log alpha_t(2n + 1)`` (label ``n``), as
+    ``optax.ctc_loss_with_forward_probs`` returns them: frames past ``logit_lengths[b]`` repeat
+    the last valid frame (the initial state, 1 at ``n = 0``, for zero frames), and the last
+    frame's blank entries also hold the label before them, ``alpha(2n) + alpha(2n - 1)``, so
+    that ``-logalpha_blank[-1, b, label_lengths[b]]`` is the loss. States past the target length
+    run on the padding labels as they are. Zero probabilities are ``-inf`` (optax's are
+    ``log_epsilon``-sized, about ``-1e5``). The logits are read through ``stop_gradient``.
+
+    Examples:
+        >>> blank, emit = ctc_forward_log_probs(
+        ...     jnp.zeros((1, 2, 2)), jnp.array([[1]]), jnp.array([1]), jnp.array([2]), 0)
+        >>> [round(float(v), 4) for v in jnp.exp(blank[:, 0, 1])]  # 0, then 1/4 + 2/4
+        [0.0, 0.75]
+    """
+    fmt = _format(logits.dtype)
+    logits = lax.stop_gradient(logits)
+    ext, skip = _extended_labels(labels, blank)
+    lse = _normalizer(fmt, logits)
+    _, history = _alpha_scan(fmt, logits, lse, ext, skip, label_lengths, logit_lengths, True)
+    assert history is not None  # kept with keep_all=True
+    m0, e0 = _initial_carry(fmt, ext, start=True)
+    # frame 0 is the start state (zero frames); frame t + 1 is the history's frame t
+    m = jnp.concatenate([m0[None], history[0]], 0)[..., 2:]
+    e = jnp.concatenate([e0[None], history[1]], 0)[..., 2:]
+    steps = logits.shape[1]
+    frame = jnp.minimum(jnp.arange(1, steps + 1)[:, None], logit_lengths[None, :])  # (T, B)
+    m = jnp.take_along_axis(m, frame[..., None], 0)
+    e = jnp.take_along_axis(e, frame[..., None], 0)
+    log_alpha = fmt.to_log(m, e)  # (T, B, S)
+    log_blank, log_emit = log_alpha[..., 0::2], log_alpha[..., 1::2]
+    if steps:
+        last = log_blank[-1, :, 1:]
+        last = jnp.logaddexp(last, log_emit[-1]).astype(last.dtype)
+        log_blank = log_blank.at[-1, :, 1:].set(last)
+    return log_blank, log_emit
 
 
 def _nll_and_gradient(logits, labels, label_lengths, logit_lengths, blank):

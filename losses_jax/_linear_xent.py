@@ -34,8 +34,9 @@ from losses_jax._validation import is_zero
 
 __all__ = ["DEFAULT_TOKEN_CHUNK", "DEFAULT_VOCAB_CHUNK", "token_losses"]
 
-#: Largest chunk along each axis: a chunk of logits is at most 2048 x 2048 float32 (16 MiB).
-DEFAULT_VOCAB_CHUNK = 2048
+#: Largest chunk along each axis: a chunk of logits is at most 2048 x 1024 float32 (8 MiB);
+#: reverse mode holds three such arrays at once (the logits, their exponentials, the cotangent).
+DEFAULT_VOCAB_CHUNK = 1024
 DEFAULT_TOKEN_CHUNK = 2048
 _VOCAB_ALIGN = 128  # lane width of TPU/GPU tiles
 _TOKEN_ALIGN = 8
@@ -125,6 +126,14 @@ def _chunk_logits(e_t, w_c, b_c, opts: Options, cfg: _Config):
     return z
 
 
+def _varying_over(x, axes):
+    """``x`` typed as varying over mesh ``axes`` inside ``shard_map`` (``pvary`` before JAX
+    introduced ``pcast``)."""
+    if hasattr(lax, "pcast"):
+        return lax.pcast(x, axes, to="varying")
+    return getattr(lax, "pvary")(x, axes)  # noqa: B009 (absent from newer JAX's stubs)
+
+
 def _local_labels(labels, classifier, cfg: _Config):
     """Labels relative to this device's vocabulary slice (out of range: another shard's)."""
     if cfg.vocab_axis is None:
@@ -140,7 +149,7 @@ def _local_statistics(e, w, b, labels, opts: Options, cfg: _Config):
     # Shaped like the tokens so that they inherit the tokens' sharding.
     zeros = jnp.zeros_like(e[:, 0], dtype=cfg.accumulate)
     if cfg.vocab_axis is not None:  # each device's statistics cover its own vocabulary slice
-        zeros = lax.pcast(zeros, cfg.vocab_axis, to="varying")
+        zeros = _varying_over(zeros, cfg.vocab_axis)
     init = (jnp.full_like(zeros, jnp.finfo(cfg.accumulate).min), zeros, zeros, zeros)
 
     def token_block(t0, tn, stats):

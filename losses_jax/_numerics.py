@@ -34,6 +34,7 @@ __all__ = [
     "accumulation_dtype",
     "compute_dtype",
     "clip_probabilities",
+    "cosine_similarity",
     "l2_normalize",
     "log_cosh_elementwise",
     "log_softmax",
@@ -335,6 +336,12 @@ def _logistic_terms_jvp(primals, tangents):
     return terms, (sigmoid * x_dot, -sigmoid_neg * x_dot, d_sigmoid, -d_sigmoid)
 
 
+def _peak_magnitude(x: jax.Array, axis: int = -1) -> jax.Array:
+    """``max|x|`` along ``axis`` (kept), a constant for the gradient: norms taken of ``x``
+    divided by it cannot overflow, and the callers' values do not depend on it."""
+    return jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=axis, keepdims=True))
+
+
 def l2_normalize(x: jax.Array, axis: int = -1) -> jax.Array:
     """Keras's ``normalize``: ``x / max(||x||, 1e-7)`` along ``axis``, without overflow.
 
@@ -347,7 +354,7 @@ def l2_normalize(x: jax.Array, axis: int = -1) -> jax.Array:
         >>> l2_normalize(jnp.array([3e30, 4e30])).tolist()
         [0.6000000238418579, 0.800000011920929]
     """
-    scale = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=axis, keepdims=True))
+    scale = _peak_magnitude(x, axis)
     safe_scale = jnp.where(scale > 0, scale, 1.0)
     scaled = x / safe_scale
     squared_norm = jnp.sum(jnp.square(scaled), axis=axis, keepdims=True)
@@ -355,6 +362,29 @@ def l2_normalize(x: jax.Array, axis: int = -1) -> jax.Array:
     above_eps = (scale > 0) & (squared_norm > jnp.square(EPSILON / safe_scale))
     safe_squared_norm = jnp.where(above_eps, squared_norm, 1.0)
     return jnp.where(above_eps, scaled * jax.lax.rsqrt(safe_squared_norm), x / EPSILON)
+
+
+def cosine_similarity(x1: jax.Array, x2: jax.Array, epsilon: float) -> jax.Array:
+    """PyTorch's ``x1 . x2 / sqrt((|x1|**2 + epsilon) (|x2|**2 + epsilon))`` over the last axis,
+    without overflow.
+
+    Each vector is divided by ``s = max(max|x|, 1)``: ``|x|**2 + epsilon`` is ``s**2`` times
+    ``|x / s|**2 + epsilon / s**2``, which cannot overflow, and the cosine does not depend on
+    ``s``. A zero vector has cosine 0 and a finite gradient.
+
+    Examples:
+        >>> cos = cosine_similarity(jnp.array([3e30, 4e30]), jnp.array([4.0, 3.0]), 1e-12)
+        >>> print(f"{float(cos):.4f}")  # (12 + 12) / (5 * 5)
+        0.9600
+    """
+
+    def scaled(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        scale = jnp.maximum(_peak_magnitude(x), 1.0)
+        return x / scale, epsilon / jnp.square(scale[..., 0])
+
+    (u1, eps1), (u2, eps2) = scaled(x1), scaled(x2)
+    squared_norms = (jnp.sum(u1 * u1, axis=-1) + eps1) * (jnp.sum(u2 * u2, axis=-1) + eps2)
+    return jnp.sum(u1 * u2, axis=-1) * jax.lax.rsqrt(squared_norms)
 
 
 # --------------------------------------------------------------------------------------

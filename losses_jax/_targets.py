@@ -1,8 +1,9 @@
 """Targets, class ids and options shared by the probability losses (binary, categorical, ...).
 
 Validation of the options those losses share (``label_smoothing``, ``gamma``, ``alpha``,
-``z_loss``, ``ignore_class``) and the shaping of their targets: dense targets broadcast to the
-predictions, integer class ids without the class axis, label smoothing.
+``z_loss``, ``ignore_class``, per-class weights ``class_weight``/``pos_weight``) and the shaping
+of their targets: dense targets broadcast to the predictions, integer class ids without the class
+axis, label smoothing, per-class weights broadcast along the class axis.
 """
 
 from __future__ import annotations
@@ -11,33 +12,41 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from losses_jax._numerics import accumulation_dtype, safe_divide
 from losses_jax._validation import (
     as_float_array,
     as_label_array,
+    check_axis,
     check_int,
     check_number,
     is_traced,
     is_zero,
     match_shapes,
+    normalize_axis,
 )
 from losses_jax.checks import guard_unit_interval
 
 __all__ = [
     "check_alpha",
+    "check_class_weight",
     "check_gamma",
     "check_ignore_class",
     "check_label_smoothing",
     "check_z_loss",
+    "categorical_inputs",
     "classes_last",
     "dense_inputs",
+    "listed_weights",
+    "per_class_weights",
     "renormalize",
     "smooth_binary",
     "smooth_categorical",
     "sparse_labels",
     "valid_labels",
+    "weights_of_labels",
 ]
 
 
@@ -124,6 +133,18 @@ def dense_inputs(
     return jnp.broadcast_to(targets, y_pred.shape), y_pred
 
 
+def categorical_inputs(
+    y_true: ArrayLike, y_pred: ArrayLike, label_smoothing: Any, axis: int, loss_name: str
+) -> tuple[jax.Array, jax.Array]:
+    """Dense ``(targets, y_pred)`` with the class ``axis`` moved last, targets label-smoothed."""
+    check_label_smoothing(label_smoothing)
+    check_axis(axis, loss_name, allow_tuple=False)
+    targets, y_pred = dense_inputs(y_true, y_pred, loss_name, same_shape=True)
+    axis = normalize_axis(axis, y_pred.ndim)
+    targets = smooth_categorical(classes_last(targets, axis), label_smoothing)
+    return targets, classes_last(y_pred, axis)
+
+
 def sparse_labels(y_true: ArrayLike, y_pred: jax.Array, axis: int, loss_name: str) -> jax.Array:
     """Integer labels of ``y_pred``'s shape without the class ``axis`` (already normalized).
 
@@ -174,3 +195,77 @@ def smooth_categorical(targets: jax.Array, label_smoothing: Any) -> jax.Array:
     if is_zero(label_smoothing):
         return targets
     return targets * (1.0 - label_smoothing) + label_smoothing / targets.shape[-1]
+
+
+# --------------------------------------------------------------------------------------
+# per-class weights (PyTorch's `weight=` / `pos_weight=`), shared by the binary, categorical and multiclass margin families
+# --------------------------------------------------------------------------------------
+def check_class_weight(value: Any, name: str, allow_scalar: bool = False) -> Any:
+    """``None``, a scalar ``>= 0`` (with ``allow_scalar``) or a 1-D sequence of weights ``>= 0``.
+
+    A sequence comes back as a tuple of floats so that the loss object stays hashable; a traced
+    array passes through (its rank is checked, its values cannot be).
+    """
+    if value is None:
+        return None
+    if is_traced(value):
+        if jnp.ndim(value) > 1 or (jnp.ndim(value) == 0 and not allow_scalar):
+            raise ValueError(_class_weight_message(name, None, jnp.shape(value), allow_scalar))
+        return value
+    if np.ndim(value) == 0 and allow_scalar:
+        return check_number(value, name, low=0.0)
+    if np.ndim(value) != 1:
+        raise ValueError(_class_weight_message(name, None, np.shape(value), allow_scalar))
+    return tuple(float(check_number(w, name, low=0.0)) for w in np.asarray(value).tolist())
+
+
+def listed_weights(config: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """``config`` with per-class weights (stored as tuples, to stay hashable) as lists, as Keras
+    reports ``alpha``."""
+    return {k: list(v) if k in keys and isinstance(v, tuple) else v for k, v in config.items()}
+
+
+def _class_weight_message(name: str, classes: int | None, shape: Any, allow_scalar: bool) -> str:
+    expected = f"({classes},)" if classes is not None else "(num_classes,)"
+    scalar = " or a scalar" if allow_scalar else ""
+    return (
+        f"`{name}` must hold one weight per class, shape {expected}{scalar}; received shape "
+        f"{tuple(shape)}."
+    )
+
+
+def per_class_weights(
+    value: Any,
+    name: str,
+    classes: int,
+    ndim: int,
+    axis: int,
+    dtype: Any,
+    allow_scalar: bool = False,
+) -> jax.Array | None:
+    """``value`` as an array that broadcasts along the class ``axis`` (normalized) of an
+    ``ndim``-dimensional array with ``classes`` entries on that axis.
+
+    Raises ``ValueError`` unless it holds ``classes`` weights (or is a scalar, if allowed) and,
+    when concrete, unless every weight is ``>= 0``.
+    """
+    if value is None:
+        return None
+    weights = as_float_array(value, name)
+    if (
+        weights.ndim > 1
+        or (weights.ndim == 0 and not allow_scalar)
+        or (weights.ndim == 1 and weights.shape[0] != classes)
+    ):
+        raise ValueError(_class_weight_message(name, classes, weights.shape, allow_scalar))
+    if not is_traced(value) and bool(np.any(np.asarray(value, np.float64) < 0)):
+        raise ValueError(f"`{name}` must hold weights >= 0; received {name}={value!r}.")
+    if weights.ndim == 1:
+        weights = jnp.reshape(weights, (classes,) + (1,) * (ndim - 1 - axis))
+    return weights.astype(dtype)
+
+
+def weights_of_labels(weights: jax.Array, labels: jax.Array) -> jax.Array:
+    """``weights[labels]`` for per-class ``weights`` of shape ``(num_classes,)``; labels are
+    clipped into range, so callers mask the invalid ones (their weight is a neighbour's)."""
+    return jnp.take(weights, jnp.clip(labels, 0, weights.shape[0] - 1))

@@ -3,16 +3,21 @@
 Every loss in the library is a per-sample function plus a :class:`Loss` subclass that names it
 (``function = huber``), takes the function's options in a real ``__init__`` signature, validates
 them once and stores them as read-only attributes. Calling the instance calls the function with
-those options and hands the result to :func:`reduce_weighted_values`: sample weighting, masking
-and reduction are written once, here.
+those options and hands the result to :func:`reduce_weighted_values` (written once, in
+:mod:`losses_jax._reduction`, and exported here): sample weighting, masking and reduction.
 
 Reductions and their divisors (Keras 3's, exactly)::
 
     "sum"                      sum(w * loss)
     "sum_over_batch_size"      sum(w * loss) / number of (unmasked) loss entries
     "mean"                     same as "sum_over_batch_size"
-    "mean_with_sample_weight"  sum(w * loss) / sum(w)
+    "mean_with_sample_weight"  sum(w * loss) / sum(w)   (or / sum(w * divisor_weights))
     None or "none"             w * loss, unreduced
+
+Two hooks let a subclass adjust this without overriding ``__call__``: :meth:`Loss.loss_mask`
+(entries to leave out, e.g. ignored labels or empty lists) and :meth:`Loss.divisor_weights`
+(what each entry counts in the divisor of ``"mean_with_sample_weight"``, e.g. the class
+weight of its label, PyTorch's class-weighted mean).
 
 Loss objects are immutable, hashable and registered as pytrees with no leaves, so they can be
 closed over or passed as static arguments through :func:`jax.jit`, :func:`jax.vmap` and
@@ -33,13 +38,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
-from losses_jax._numerics import accumulation_dtype, compute_dtype, safe_divide
-from losses_jax._validation import (
-    as_float_array,
-    as_label_array,
-    check_broadcastable,
-    squeeze_or_expand_to_same_rank,
+from losses_jax._numerics import compute_dtype
+from losses_jax._reduction import (
+    REDUCTIONS,
+    Reduction,
+    combine_masks,
+    reduce_weighted_values,
+    standardize_reduction,
 )
+from losses_jax._validation import as_float_array, as_label_array, squeeze_or_expand_to_same_rank
 
 __all__ = [
     "Loss",
@@ -49,171 +56,6 @@ __all__ = [
     "reduce_weighted_values",
     "standardize_reduction",
 ]
-
-REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
-
-
-class Reduction:
-    """The reduction names of Keras 2, tf.keras 1.x and R keras, as constants.
-
-    ``AUTO`` (``"auto"``, the default there) means ``"sum_over_batch_size"`` outside a
-    distribution strategy, and that is what it means here.
-
-    Examples:
-        >>> lj.MeanSquaredError(reduction=lj.Reduction.AUTO).reduction
-        'sum_over_batch_size'
-        >>> lj.Reduction.all()
-        ('auto', 'none', 'sum', 'sum_over_batch_size')
-    """
-
-    AUTO = "auto"
-    NONE = "none"
-    SUM = "sum"
-    SUM_OVER_BATCH_SIZE = "sum_over_batch_size"
-
-    @classmethod
-    def all(cls) -> tuple[str, ...]:
-        return (cls.AUTO, cls.NONE, cls.SUM, cls.SUM_OVER_BATCH_SIZE)
-
-    @classmethod
-    def validate(cls, key: str) -> None:
-        """Raises ``ValueError`` unless ``key`` is one of :meth:`all` (tf.keras's check)."""
-        if key not in cls.all():
-            raise ValueError(f"Invalid Reduction Key: {key!r}. Expected one of {cls.all()}.")
-
-
-def standardize_reduction(reduction: str | None) -> str | None:
-    """Validates ``reduction`` (one of :data:`REDUCTIONS`, or ``"auto"``) and returns it.
-
-    ``"auto"``, the default of Keras 2 and tf.keras 1.x, is returned as
-    ``"sum_over_batch_size"``, what it means outside a distribution strategy.
-
-    Examples:
-        >>> standardize_reduction("sum"), standardize_reduction("auto")
-        ('sum', 'sum_over_batch_size')
-        >>> standardize_reduction("avg")
-        Traceback (most recent call last):
-        ...
-        ValueError: Invalid value for argument `reduction`: 'avg'. Expected one of ('sum_over_batch_size', 'sum', 'mean', 'mean_with_sample_weight', 'none', None) or 'auto'.
-    """
-    if reduction == Reduction.AUTO:
-        return "sum_over_batch_size"
-    if reduction not in REDUCTIONS:
-        raise ValueError(
-            f"Invalid value for argument `reduction`: {reduction!r}. Expected one of "
-            f"{REDUCTIONS} or 'auto'."
-        )
-    return reduction
-
-
-def _align_to(values: jax.Array, weights: jax.Array, name: str) -> jax.Array:
-    """Broadcasts ``weights`` against ``values``: leading dimensions first, then NumPy rules.
-
-    A weight whose shape matches the leading dimensions of ``values`` scales every element of
-    the corresponding slice (a ``(batch,)`` weight scales all timesteps of its sample). This is
-    done by mapping an elementwise product with one :func:`jax.vmap` per leading dimension.
-    Otherwise NumPy (trailing) broadcasting applies.
-    """
-    v_shape, w_shape = values.shape, weights.shape
-    if 0 < weights.ndim < values.ndim and check_broadcastable(w_shape, v_shape[: weights.ndim]):
-        weights = jnp.broadcast_to(weights, v_shape[: weights.ndim])
-        scale = jnp.multiply
-        for _ in range(weights.ndim):
-            scale = jax.vmap(scale)
-        return scale(jnp.ones_like(values), weights)
-    if check_broadcastable(w_shape, v_shape):
-        return jnp.broadcast_to(weights, v_shape)
-    raise ValueError(
-        f"`{name}` of shape {tuple(w_shape)} does not broadcast to the per-sample loss of shape "
-        f"{tuple(v_shape)}: give a scalar, a vector over the leading (batch) dimensions, or an "
-        f"array that broadcasts to {tuple(v_shape)}."
-    )
-
-
-def _combine_masks(own_mask: jax.Array, mask: ArrayLike) -> jax.Array:
-    """A loss's own mask and the caller's, which may cover only leading dimensions."""
-    given = as_label_array(mask, "mask") != 0
-    own_mask, given = squeeze_or_expand_to_same_rank(own_mask, given)
-    if given.ndim > own_mask.ndim:
-        return given & _align_to(given, own_mask, "mask")
-    return own_mask & _align_to(own_mask, given, "mask")
-
-
-def reduce_weighted_values(
-    values: ArrayLike,
-    sample_weight: ArrayLike | None = None,
-    mask: ArrayLike | None = None,
-    reduction: str | None = "sum_over_batch_size",
-    dtype: DTypeLike | None = None,
-) -> jax.Array:
-    """Weights, masks and reduces per-sample losses, with Keras 3's divisors.
-
-    ``sample_weight`` may be a scalar, a vector over the leading (batch) dimensions of
-    ``values`` or any array that broadcasts to it; a trailing size-1 dimension is squeezed or
-    expanded as Keras does. ``mask`` (boolean, same rules) removes entries: they contribute
-    nothing, and ``"sum_over_batch_size"``/``"mean"`` divide by the number of valid entries.
-    Sums run in float32 for float16/bfloat16 losses; the result has dtype ``dtype`` (default:
-    the dtype of ``values``).
-
-    Args:
-        values: per-sample losses, any shape ``(batch, ...)``.
-        sample_weight: optional weights, see above.
-        mask: optional boolean mask, see above.
-        reduction: one of :data:`REDUCTIONS`.
-        dtype: optional output dtype.
-
-    Returns:
-        A scalar, or the weighted ``values`` for ``reduction=None``/``"none"``.
-
-    Examples:
-        >>> losses = jnp.array([[1.0, 2.0], [3.0, 4.0]])
-        >>> float(reduce_weighted_values(losses, sample_weight=jnp.array([1.0, 0.0])))
-        0.75
-        >>> float(reduce_weighted_values(losses, mask=jnp.array([[True, False], [True, False]])))
-        2.0
-    """
-    reduction = standardize_reduction(reduction)
-    values = as_float_array(values, "values")
-    out_dtype = compute_dtype(dtype) if dtype is not None else values.dtype
-    acc_dtype = accumulation_dtype(values.dtype)
-    values = values.astype(acc_dtype)
-
-    float_mask = None
-    weight_name = "sample_weight"  # what an error about the combined weights names
-    if mask is not None:
-        mask = as_label_array(mask, "mask")
-        float_mask = (mask != 0).astype(acc_dtype)
-        if sample_weight is None:
-            sample_weight, weight_name = float_mask, "mask"
-        else:
-            weight_name = "sample_weight * mask"
-            weight = as_float_array(sample_weight, "sample_weight", acc_dtype)
-            float_mask, weight = squeeze_or_expand_to_same_rank(float_mask, weight)
-            # Keras multiplies the mask into the weights; the finer of the two sets the shape.
-            if weight.ndim > float_mask.ndim:
-                sample_weight = weight * _align_to(weight, float_mask, "mask")
-            else:
-                sample_weight = float_mask * _align_to(float_mask, weight, "sample_weight")
-
-    if sample_weight is not None:
-        sample_weight = as_float_array(sample_weight, weight_name, acc_dtype)
-        values, sample_weight = squeeze_or_expand_to_same_rank(values, sample_weight)
-        values = values * _align_to(values, sample_weight, weight_name)
-
-    if reduction in (None, "none") or values.shape in ((), (0,)):
-        return values.astype(out_dtype)
-    total = jnp.sum(values)
-    if reduction == "sum":
-        return total.astype(out_dtype)
-    if reduction == "mean_with_sample_weight" and sample_weight is not None:
-        divisor = jnp.sum(sample_weight)
-    elif float_mask is not None:
-        # Entries per mask element: the mask may be coarser than the losses, e.g. (B,) vs (B, T).
-        divisor = jnp.sum(float_mask) * (values.size / max(float_mask.size, 1))
-    else:
-        divisor = jnp.asarray(values.size, acc_dtype)
-    return safe_divide(total, divisor).astype(out_dtype)
-
 
 _BASE_PARAMETERS = frozenset({"self", "name", "reduction", "dtype"})
 
@@ -268,7 +110,8 @@ class Loss(metaclass=_FrozenAfterInit):
     reduces them with :func:`reduce_weighted_values`. ``inputs`` are further arrays a loss needs
     beyond ``(y_true, y_pred)`` (``classifier=`` of :class:`~losses_jax.LinearCrossEntropy`),
     passed by keyword to ``function``. Integer labels are kept integer. A custom loss may instead
-    override :meth:`call`.
+    override :meth:`call`; :meth:`loss_mask` and :meth:`divisor_weights` adjust the reduction
+    (no loss overrides ``__call__``).
 
     Args:
         name: a name for the loss (default: the class name in snake case).
@@ -358,15 +201,19 @@ class Loss(metaclass=_FrozenAfterInit):
         targets = jax.tree_util.tree_map(self._convert_y_true, y_true)
         predictions = jax.tree_util.tree_map(self._convert_y_pred, y_pred)
         losses = self.call(targets, predictions, **inputs)
-        own_mask = self.loss_mask(targets, predictions, losses)
+        own_mask = self.loss_mask(targets, predictions, losses, **inputs)
         if own_mask is not None:
-            mask = own_mask if mask is None else _combine_masks(own_mask, mask)
+            mask = own_mask if mask is None else combine_masks(own_mask, mask)
+        divisor_weights = None
+        if self.reduction == "mean_with_sample_weight":
+            divisor_weights = self.divisor_weights(targets, predictions, **inputs)
         return reduce_weighted_values(
             losses,
             sample_weight=sample_weight,
             mask=mask,
             reduction=self.reduction,
             dtype=self.dtype,
+            divisor_weights=divisor_weights,
         )
 
     def _convert_y_pred(self, x: ArrayLike) -> jax.Array:
@@ -387,11 +234,24 @@ class Loss(metaclass=_FrozenAfterInit):
             )
         return function(y_true, y_pred, **inputs, **self.options)
 
-    def loss_mask(self, y_true: jax.Array, y_pred: jax.Array, losses: jax.Array) -> Any:
+    def loss_mask(
+        self, y_true: jax.Array, y_pred: jax.Array, losses: jax.Array, **inputs: Any
+    ) -> Any:
         """Entries of the per-sample ``losses`` to leave out of the reduction (``None``: none).
 
         Keras attaches such a mask to the losses (e.g. ``ignore_class``); here a subclass
-        returns it. It is combined with the caller's ``mask`` by logical and.
+        returns it. It is combined with the caller's ``mask`` by logical and. ``inputs`` are
+        the call's further arrays (e.g. ``where=`` of the list ranking losses).
+        """
+        return None
+
+    def divisor_weights(self, y_true: jax.Array, y_pred: jax.Array, **inputs: Any) -> Any:
+        """What each entry of the losses counts in the divisor of ``"mean_with_sample_weight"``
+        (``None``: its sample weight, Keras's divisor).
+
+        Called only for that reduction; see ``divisor_weights`` of
+        :func:`reduce_weighted_values`. PyTorch's class-weighted mean returns the class weight
+        of each sample's label here.
         """
         return None
 

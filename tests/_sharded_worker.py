@@ -35,7 +35,8 @@ inputs and reused across meshes. An exception (e.g. ``ShardingTypeError``) fails
 its configuration. A control computes a per-shard mean with ``shard_map`` and confirms the
 checks reject it.
 
-With ``--process ID COUNT PORT`` it is instead one of COUNT processes joined by
+With ``--part K N`` it runs only the configurations of every N-th loss from the K-th, so that N
+workers share the catalogue. With ``--process ID COUNT PORT`` it is instead one of COUNT processes joined by
 ``jax.distributed.initialize`` (CPU collectives over gloo): each feeds only its rows of the
 global batch with ``jax.make_array_from_process_local_data`` and checks a few losses
 (``MULTI_HOST_LOSSES``) on a mesh over the devices of every process, comparing the shards it
@@ -381,7 +382,8 @@ def prepare(config: Config):
     y_true = jax.tree.map(jnp.asarray, inputs.y_true)
     loss = entry.build(options)
     y_pred = jnp.asarray(inputs.y_pred)
-    loss_mask = loss.loss_mask(y_true, y_pred, loss.call(y_true, y_pred, **inputs.extra))
+    losses = loss.call(y_true, y_pred, **inputs.extra)
+    loss_mask = loss.loss_mask(y_true, y_pred, losses, **inputs.extra)
     args = (inputs.y_true, inputs.y_pred, weight, cotangent, inputs.extra)
     return args, cases, loss_mask
 
@@ -480,14 +482,20 @@ def summary_counts(recorder: Recorder) -> dict:
     }
 
 
-def one_process() -> dict:
-    """Every catalogue configuration on this process's 8 devices."""
+def one_process(part: int = 0, parts: int = 1) -> dict:
+    """The catalogue configurations of every ``parts``-th loss, from the ``part``-th, on this
+    process's 8 devices (every configuration of a loss in the same part: they share inputs)."""
     import jax
     from catalogue import ENTRIES, available_entries
 
     recorder = Recorder()
     entries, adapters = available_entries(), local_entries()
-    configs = configurations(entries, adapters)
+    names = [entry.name for entry in (*entries, *adapters)]
+    configs = [
+        config
+        for config in configurations(entries, adapters)
+        if names.index(config.entry.name) % parts == part
+    ]
     references: dict = {}
     for config in configs:
         tick = time.perf_counter()
@@ -572,6 +580,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--process"]:
         process_id, num_processes, port = map(int, argv[1:4])
         summary = multi_host(process_id, num_processes, port)
+    elif argv[:1] == ["--part"]:
+        part, parts = map(int, argv[1:3])
+        summary = one_process(part, parts)
     else:
         summary = one_process()
     summary["seconds"] = round(time.perf_counter() - start, 1)

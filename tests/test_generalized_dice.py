@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import references as ref
-from anchor_parity import AnchorCase, anchor_params, assert_anchor_parity
+from anchor_parity import AnchorCase, assert_anchor_grid, grid_params
 from helpers import assert_raises_eager_and_jit
 
 import losses_jax as lj
@@ -95,9 +95,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("case", "reduction", "weight_kind", "dtype"), anchor_params(CASES))
-def test_parity_with_optax_per_sample(case, reduction, weight_kind, dtype):
-    assert_anchor_parity(case, reduction, weight_kind, dtype)
+@pytest.mark.parametrize(("case", "combos", "dtype"), grid_params(CASES))
+def test_parity_with_optax_per_sample(case, combos, dtype):
+    assert_anchor_grid(case, combos, dtype)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import references as ref
-from anchor_parity import AnchorCase, anchor_params, assert_anchor_parity
+from anchor_parity import AnchorCase, assert_anchor_grid, grid_params
 from helpers import assert_raises_eager_and_jit, assert_transforms_consistent
 
 import losses_jax as lj
@@ -79,18 +79,14 @@ PINBALL_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("case", "reduction", "weight_kind", "dtype"), anchor_params(SMOOTH_L1_CASES)
-)
-def test_smooth_l1_parity_with_torch(case, reduction, weight_kind, dtype):
-    assert_anchor_parity(case, reduction, weight_kind, dtype)
+@pytest.mark.parametrize(("case", "combos", "dtype"), grid_params(SMOOTH_L1_CASES))
+def test_smooth_l1_parity_with_torch(case, combos, dtype):
+    assert_anchor_grid(case, combos, dtype)
 
 
-@pytest.mark.parametrize(
-    ("case", "reduction", "weight_kind", "dtype"), anchor_params(PINBALL_CASES)
-)
-def test_pinball_parity_with_tfa_formula(case, reduction, weight_kind, dtype):
-    assert_anchor_parity(case, reduction, weight_kind, dtype)
+@pytest.mark.parametrize(("case", "combos", "dtype"), grid_params(PINBALL_CASES))
+def test_pinball_parity_with_tfa_formula(case, combos, dtype):
+    assert_anchor_grid(case, combos, dtype)
 
 
 @pytest.mark.parametrize("beta", [1.0, 0.3, 0.0])

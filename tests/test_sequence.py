@@ -725,3 +725,45 @@ def test_empty_batch():
     # Keras returns an empty batch's per-sample losses unreduced, whatever the reduction.
     for reduction in ("sum_over_batch_size", "sum", "none"):
         assert lj.CTC(reduction=reduction)(labels, logits).shape == (0,)
+
+
+@pytest.mark.parametrize("padded", [True, False])
+def test_return_alignment_matches_optax_forward_probs(padded):
+    optax = pytest.importorskip("optax")
+    rng = np.random.default_rng(11)
+    batch, steps, num_classes, max_len = 5, 12, 6, 4
+    logits, labels, target_lengths, output_lengths = random_batch(
+        rng, batch, steps, num_classes, max_len
+    )
+    if padded:  # an empty target, a sequence without frames (impossible: +inf) and padding
+        target_lengths[1], output_lengths[2] = 0, 0
+        labels[3, target_lengths[3] :] = 0  # padding labels are used as given, by both
+    else:
+        target_lengths[:], output_lengths[:] = max_len, steps
+    logit_paddings = (np.arange(steps)[None] >= output_lengths[:, None]).astype(np.float32)
+    label_paddings = (np.arange(max_len)[None] >= target_lengths[:, None]).astype(np.float32)
+    expected = optax.ctc_loss_with_forward_probs(logits, logit_paddings, labels, label_paddings)
+    run = jax.jit(lambda x: lj.ctc_loss(labels, x, target_lengths, output_lengths, return_alignment=True))  # fmt: skip
+    loss, log_blank, log_emit = run(logits)
+    # optax's log-zero is log_epsilon (-1e5) plus a little: there we give exactly -inf
+    impossible = np.asarray(expected[0]) > 5e4
+    assert impossible.any() == padded
+    np.testing.assert_allclose(loss[~impossible], expected[0][~impossible], rtol=1e-5)
+    assert np.all(np.isinf(loss[impossible]))
+    for ours, theirs in ((log_blank, expected[1]), (log_emit, expected[2])):
+        assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+        zero = np.asarray(theirs) < -5e4
+        np.testing.assert_array_equal(np.isneginf(ours), zero)
+        np.testing.assert_allclose(np.where(zero, 0, ours), np.where(zero, 0, theirs), atol=1e-5)
+    np.testing.assert_allclose(-log_blank[-1, np.arange(batch), target_lengths], loss, rtol=1e-6)
+
+    # the alignment is an auxiliary output without derivative; the loss's gradient is unchanged
+    def objective(x, with_alignment):
+        loss, log_blank, _ = run(x)
+        total = jnp.sum(jnp.where(impossible, 0.0, loss))
+        if with_alignment:
+            total = total + jnp.sum(jnp.where(jnp.isfinite(log_blank), log_blank, 0.0))
+        return total
+
+    plain, both = (jax.grad(objective)(logits, flag) for flag in (False, True))
+    np.testing.assert_array_equal(plain, both)

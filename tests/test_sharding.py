@@ -42,7 +42,7 @@ from catalogue import BY_NAME, available_entries, exported_loss_classes, option_
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 WORKER = TESTS / "_sharded_worker.py"
-WORKER_TIMEOUT_S = 600
+WORKER_TIMEOUT_S = 900
 PROCESSES = 2
 
 
@@ -62,16 +62,41 @@ def parse_summary(returncode: int, stdout: str, stderr: str) -> dict:
     return json.loads(lines[-1][len(SUMMARY_PREFIX) :])
 
 
-def run_sharded_worker() -> dict:
-    proc = subprocess.run(
-        [sys.executable, str(WORKER)],
-        cwd=ROOT,
-        env=worker_env(devices=8),
-        capture_output=True,
-        text=True,
-        timeout=WORKER_TIMEOUT_S,
-    )
-    return parse_summary(proc.returncode, proc.stdout, proc.stderr)
+def run_sharded_worker(parts: int = 2) -> dict:
+    """The catalogue split over ``parts`` concurrent 8-device workers; their summaries merged."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), "--part", str(part), str(parts)],
+            cwd=ROOT,
+            env=worker_env(devices=8),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for part in range(parts)
+    ]
+    try:
+        outputs = [proc.communicate(timeout=WORKER_TIMEOUT_S) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    summaries = [
+        parse_summary(proc.returncode, out, err) for proc, (out, err) in zip(procs, outputs)
+    ]
+    merged = dict(summaries[0])
+    for key in ("cases", "checks"):
+        merged[key] = sum(s[key] for s in summaries)
+    for key in ("failures", "configurations"):
+        merged[key] = [item for s in summaries for item in s[key]]
+    order = [entry.name for entry in available_entries()] + [e.name for e in local_entries()]
+    for key in ("losses", "adapters"):
+        names = {name for s in summaries for name in s[key]}
+        merged[key] = [name for name in order if name in names]
+    merged["per_shard_mean_caught"] = all(s["per_shard_mean_caught"] for s in summaries)
+    merged["seconds"] = max(s["seconds"] for s in summaries)
+    merged["slowest"] = {k: v for s in summaries for k, v in s["slowest"].items()}
+    return merged
 
 
 def free_port() -> int:

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import references as ref
-from anchor_parity import AnchorCase, anchor_params, assert_anchor_parity
+from anchor_parity import AnchorCase, assert_anchor_grid, grid_params
 from helpers import assert_raises_eager_and_jit, assert_transforms_consistent
 from jax.test_util import check_grads
 
@@ -82,9 +82,12 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("case", "reduction", "weight_kind", "dtype"), anchor_params(CASES))
-def test_parity_with_optax(case, reduction, weight_kind, dtype):
-    assert_anchor_parity(case, reduction, weight_kind, dtype)
+PARITY = grid_params(CASES)
+
+
+@pytest.mark.parametrize(("case", "combos", "dtype"), PARITY)
+def test_parity_with_optax(case, combos, dtype):
+    assert_anchor_grid(case, combos, dtype)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -84,6 +84,8 @@ def test_one_class_pattern(name):
         inspect.Parameter.VAR_KEYWORD not in kinds and inspect.Parameter.VAR_POSITIONAL not in kinds
     )
     assert {"reduction", "name", "dtype"} <= set(signature.parameters)
+    # Reductions are Loss's: a loss adjusts them through the `loss_mask`/`divisor_weights` hooks.
+    assert cls.__call__ is lj.Loss.__call__, f"{name} overrides `__call__`; use Loss's hooks"
     function_parameters = inspect.signature(cls.function).parameters
     loss = cls()
     for option in cls.option_names():

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from anchor_parity import AnchorCase, anchor_params, assert_anchor_parity
+from anchor_parity import AnchorCase, assert_anchor_grid, grid_params
 
 import losses_jax as lj
 
@@ -335,35 +335,31 @@ REDUCTION_CASES = {
 }
 
 
-def selected(params, torch_weighted_mean=False):
-    """The anchor params of :data:`REDUCTION_CASES`. With ``torch_weighted_mean``, the
-    class-weighted categorical cases leave out ``"mean_with_sample_weight"``: the harness divides
-    it by the sample weights (Keras), they by the target weights (PyTorch's), checked by the
-    reduction tests below."""
-    out = []
-    for param in params:
-        case, reduction, weight_kind, _ = param.values
+def selected(torch_weighted_mean=False):
+    """``select`` of :func:`grid_params`: the entries of :data:`REDUCTION_CASES`. With
+    ``torch_weighted_mean``, the class-weighted categorical cases leave out
+    ``"mean_with_sample_weight"``: the harness divides it by the sample weights (Keras), they by
+    the target weights (PyTorch's), checked by the reduction tests below."""
+
+    def select(case, reduction, weight_kind):
         class_weighted = case.label.startswith(("cce_", "scce_"))
         if (reduction, weight_kind) not in REDUCTION_CASES:
-            continue
-        if torch_weighted_mean and class_weighted and reduction == "mean_with_sample_weight":
-            continue
-        out.append(param)
-    return out
+            return False
+        return not (
+            torch_weighted_mean and class_weighted and reduction == "mean_with_sample_weight"
+        )
+
+    return select
 
 
-@pytest.mark.parametrize(
-    ("case", "reduction", "weight_kind", "dtype"), selected(anchor_params(TORCH_CASES), True)
-)
-def test_torch_parity(case, reduction, weight_kind, dtype):
-    assert_anchor_parity(case, reduction, weight_kind, dtype)
+@pytest.mark.parametrize(("case", "combos", "dtype"), grid_params(TORCH_CASES, selected(True)))
+def test_torch_parity(case, combos, dtype):
+    assert_anchor_grid(case, combos, dtype)
 
 
-@pytest.mark.parametrize(
-    ("case", "reduction", "weight_kind", "dtype"), selected(anchor_params(OPTAX_CASES))
-)
-def test_optax_parity(case, reduction, weight_kind, dtype):
-    assert_anchor_parity(case, reduction, weight_kind, dtype)
+@pytest.mark.parametrize(("case", "combos", "dtype"), grid_params(OPTAX_CASES, selected()))
+def test_optax_parity(case, combos, dtype):
+    assert_anchor_grid(case, combos, dtype)
 
 
 # --------------------------------------------------------------------------------------

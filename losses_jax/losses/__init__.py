@@ -9,10 +9,13 @@ list: a new family is one module here plus one line in each block below.
 from losses_jax.losses import (
     binary,
     categorical,
+    divergences,
     fenchel_young_losses,
     large_vocab,
     margin,
+    modulated_crossentropy,
     multiclass_margin,
+    pairs,
     probabilistic,
     ranking,
     regression,
@@ -22,10 +25,13 @@ from losses_jax.losses import (
 )
 from losses_jax.losses.binary import *  # noqa: F403
 from losses_jax.losses.categorical import *  # noqa: F403
+from losses_jax.losses.divergences import *  # noqa: F403
 from losses_jax.losses.fenchel_young_losses import *  # noqa: F403
 from losses_jax.losses.large_vocab import *  # noqa: F403
 from losses_jax.losses.margin import *  # noqa: F403
+from losses_jax.losses.modulated_crossentropy import *  # noqa: F403
 from losses_jax.losses.multiclass_margin import *  # noqa: F403
+from losses_jax.losses.pairs import *  # noqa: F403
 from losses_jax.losses.probabilistic import *  # noqa: F403
 from losses_jax.losses.ranking import *  # noqa: F403
 from losses_jax.losses.regression import *  # noqa: F403
@@ -37,11 +43,14 @@ from losses_jax.losses.sequence import *  # noqa: F403
 FAMILIES = (
     binary,
     categorical,
+    modulated_crossentropy,
     probabilistic,
+    divergences,
     regression,
     robust_regression,
     margin,
     multiclass_margin,
+    pairs,
     ranking,
     segmentation,
     sequence,
@@ -52,11 +61,14 @@ FAMILIES = (
 __all__: list[str] = []
 __all__ += binary.__all__
 __all__ += categorical.__all__
+__all__ += modulated_crossentropy.__all__
 __all__ += probabilistic.__all__
+__all__ += divergences.__all__
 __all__ += regression.__all__
 __all__ += robust_regression.__all__
 __all__ += margin.__all__
 __all__ += multiclass_margin.__all__
+__all__ += pairs.__all__
 __all__ += ranking.__all__
 __all__ += segmentation.__all__
 __all__ += sequence.__all__

@@ -16,22 +16,22 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
 from losses_jax._numerics import clip_probabilities, logistic_terms, power, upcast, weighted_log
 from losses_jax._targets import (
+    check_class_weight,
     check_gamma,
     check_label_smoothing,
     dense_inputs,
+    listed_weights,
+    per_class_weights,
     smooth_binary,
 )
 from losses_jax._validation import (
-    as_float_array,
     check_axis,
     check_bool,
     check_number,
-    is_traced,
     normalize_axis,
 )
 from losses_jax.base import Loss
@@ -45,74 +45,6 @@ __all__ = [
     "binary_crossentropy",
     "binary_focal_crossentropy",
 ]
-
-
-# --------------------------------------------------------------------------------------
-# per-class weights (PyTorch's `weight=` / `pos_weight=`), shared with the categorical family
-# --------------------------------------------------------------------------------------
-def check_class_weight(value: Any, name: str, allow_scalar: bool = False) -> Any:
-    """``None``, a scalar ``>= 0`` (with ``allow_scalar``) or a 1-D sequence of weights ``>= 0``.
-
-    A sequence comes back as a tuple of floats so that the loss object stays hashable; a traced
-    array passes through (its rank is checked, its values cannot be).
-    """
-    if value is None:
-        return None
-    if is_traced(value):
-        if jnp.ndim(value) > 1 or (jnp.ndim(value) == 0 and not allow_scalar):
-            raise ValueError(_class_weight_message(name, None, jnp.shape(value), allow_scalar))
-        return value
-    if np.ndim(value) == 0 and allow_scalar:
-        return check_number(value, name, low=0.0)
-    if np.ndim(value) != 1:
-        raise ValueError(_class_weight_message(name, None, np.shape(value), allow_scalar))
-    return tuple(float(check_number(w, name, low=0.0)) for w in np.asarray(value).tolist())
-
-
-def listed_weights(config: dict[str, Any], *keys: str) -> dict[str, Any]:
-    """``config`` with per-class weights (stored as tuples, to stay hashable) as lists, as Keras
-    reports ``alpha``."""
-    return {k: list(v) if k in keys and isinstance(v, tuple) else v for k, v in config.items()}
-
-
-def _class_weight_message(name: str, classes: int | None, shape: Any, allow_scalar: bool) -> str:
-    expected = f"({classes},)" if classes is not None else "(num_classes,)"
-    scalar = " or a scalar" if allow_scalar else ""
-    return (
-        f"`{name}` must hold one weight per class, shape {expected}{scalar}; received shape "
-        f"{tuple(shape)}."
-    )
-
-
-def per_class_weights(
-    value: Any,
-    name: str,
-    classes: int,
-    ndim: int,
-    axis: int,
-    dtype: Any,
-    allow_scalar: bool = False,
-) -> jax.Array | None:
-    """``value`` as an array that broadcasts along the class ``axis`` (normalized) of an
-    ``ndim``-dimensional array with ``classes`` entries on that axis.
-
-    Raises ``ValueError`` unless it holds ``classes`` weights (or is a scalar, if allowed) and,
-    when concrete, unless every weight is ``>= 0``.
-    """
-    if value is None:
-        return None
-    weights = as_float_array(value, name)
-    if (
-        weights.ndim > 1
-        or (weights.ndim == 0 and not allow_scalar)
-        or (weights.ndim == 1 and weights.shape[0] != classes)
-    ):
-        raise ValueError(_class_weight_message(name, classes, weights.shape, allow_scalar))
-    if not is_traced(value) and bool(np.any(np.asarray(value, np.float64) < 0)):
-        raise ValueError(f"`{name}` must hold weights >= 0; received {name}={value!r}.")
-    if weights.ndim == 1:
-        weights = jnp.reshape(weights, (classes,) + (1,) * (ndim - 1 - axis))
-    return weights.astype(dtype)
 
 
 def _binary_neg_logs(y_pred: jax.Array, from_logits: bool) -> tuple[jax.Array, jax.Array]:

@@ -1,4 +1,4 @@
-"""Categorical cross-entropies: dense targets, integer labels, focal (Lin et al., 2017), poly.
+"""Categorical cross-entropies on dense targets and integer labels, with PyTorch's class weights.
 
 From logits, the log-softmax is max-shifted (a ``-inf`` logit masks a class: finite loss, zero
 gradient there) and the cross-entropy goes through the kernels of
@@ -9,7 +9,8 @@ float32 for float16/bfloat16 inputs; integer labels are never cast to a float.
 ``class_weight`` is PyTorch's ``weight=`` of ``cross_entropy``: each class's term is scaled by
 its weight, and ``reduction="mean_with_sample_weight"`` divides by the summed weights of the
 target classes (times the sample weights), which is PyTorch's ``reduction="mean"`` with class
-ids. :func:`smooth_labels` is optax's helper of the same name.
+ids. :func:`smooth_labels` is optax's helper of the same name. The focal and poly-1
+cross-entropies are in :mod:`losses_jax.losses.modulated_crossentropy`.
 """
 
 from __future__ import annotations
@@ -24,25 +25,24 @@ from jax.typing import ArrayLike, DTypeLike
 from losses_jax._numerics import (
     accumulation_dtype,
     clip_probabilities,
-    log_softmax,
-    power,
     safe_divide,
     upcast,
-    weighted_sum_of_logs,
 )
 from losses_jax._softmax_xent import add_z_loss, softmax_xent_dense, softmax_xent_sparse, take_class
 from losses_jax._targets import (
-    check_alpha,
-    check_gamma,
+    categorical_inputs,
+    check_class_weight,
     check_ignore_class,
     check_label_smoothing,
     check_z_loss,
     classes_last,
     dense_inputs,
+    listed_weights,
+    per_class_weights,
     renormalize,
-    smooth_categorical,
     sparse_labels,
     valid_labels,
+    weights_of_labels,
 )
 from losses_jax._validation import (
     as_float_array,
@@ -51,38 +51,16 @@ from losses_jax._validation import (
     check_number,
     normalize_axis,
 )
-from losses_jax.base import Loss, reduce_weighted_values
+from losses_jax.base import Loss
 from losses_jax.checks import guard_labels_in_range, guard_unit_interval
-from losses_jax.losses.binary import check_class_weight, listed_weights, per_class_weights
 
 __all__ = [
     "CategoricalCrossentropy",
-    "CategoricalFocalCrossentropy",
-    "PolyCrossentropy",
     "SparseCategoricalCrossentropy",
     "categorical_crossentropy",
-    "categorical_focal_crossentropy",
-    "poly_crossentropy",
     "smooth_labels",
     "sparse_categorical_crossentropy",
 ]
-
-
-def _categorical_inputs(
-    y_true: ArrayLike, y_pred: ArrayLike, label_smoothing: Any, axis: int, loss_name: str
-) -> tuple[jax.Array, jax.Array]:
-    """Smoothed targets and predictions with the class ``axis`` moved last."""
-    check_label_smoothing(label_smoothing)
-    check_axis(axis, loss_name, allow_tuple=False)
-    targets, y_pred = dense_inputs(y_true, y_pred, loss_name, same_shape=True)
-    axis = normalize_axis(axis, y_pred.ndim)
-    targets = smooth_categorical(classes_last(targets, axis), label_smoothing)
-    return targets, classes_last(y_pred, axis)
-
-
-def _label_weights(weights: jax.Array, labels: jax.Array) -> jax.Array:
-    """``weights[labels]``, labels clipped into range (callers mask the invalid ones)."""
-    return jnp.take(weights, jnp.clip(labels, 0, weights.shape[0] - 1))
 
 
 def categorical_crossentropy(
@@ -139,7 +117,7 @@ def categorical_crossentropy(
         2.0794
     """
     check_z_loss(z_loss, from_logits)
-    targets, y_pred = _categorical_inputs(
+    targets, y_pred = categorical_inputs(
         y_true, y_pred, label_smoothing, axis, "categorical_crossentropy"
     )
     weights = per_class_weights(
@@ -154,69 +132,6 @@ def categorical_crossentropy(
     else:
         log_p = jnp.log(clip_probabilities(renormalize(upcast(y_pred))))
         losses = -jnp.sum(targets * log_p, axis=-1)
-    return losses.astype(y_pred.dtype)
-
-
-def categorical_focal_crossentropy(
-    y_true: ArrayLike,
-    y_pred: ArrayLike,
-    alpha: Any = 0.25,
-    gamma: float = 2.0,
-    from_logits: bool = False,
-    label_smoothing: float = 0.0,
-    axis: int = -1,
-) -> jax.Array:
-    """Alpha-balanced categorical focal cross-entropy (Lin et al., 2017).
-
-    ``loss = sum(alpha * (1 - p) ** gamma * (-t * log p), axis)`` with targets smoothed as in
-    :func:`categorical_crossentropy`. ``alpha`` is a scalar or one weight per class. From
-    logits, ``log p`` is a stable log-softmax and ``1 - p = -expm1(log p)``; Keras forms and
-    clips the softmax instead. From probabilities, ``p = y_pred / sum(y_pred, axis)`` clipped to
-    ``[1e-7, 1 - 1e-7]`` (straight-through gradient, unlike Keras).
-
-    Args:
-        y_true: targets, shape ``(batch, ..., num_classes)`` (classes on ``axis``).
-        y_pred: logits or probabilities of the same shape.
-        alpha: scalar or sequence of ``num_classes`` weights.
-        gamma: focusing parameter, ``>= 0``.
-        from_logits: whether ``y_pred`` holds logits.
-        label_smoothing: float in ``[0, 1]``.
-        axis: the class axis.
-
-    Returns:
-        Per-sample losses, ``y_pred``'s shape without ``axis``, in ``y_pred``'s dtype.
-
-    References:
-        Lin, Goyal, Girshick, He & Dollár (2017), "Focal Loss for Dense Object Detection",
-        ICCV. Keras 3, ``keras.losses.categorical_focal_crossentropy``.
-
-    Examples:
-        >>> y_true = [[0, 1, 0], [0, 0, 1]]
-        >>> loss = categorical_focal_crossentropy(y_true, [[0.05, 0.9, 0.05], [0.1, 0.85, 0.05]])
-        >>> [f"{float(v):.4e}" for v in loss]
-        ['2.6340e-04', '6.7591e-01']
-    """
-    check_gamma(gamma)
-    alpha = check_alpha(alpha)
-    targets, y_pred = _categorical_inputs(
-        y_true, y_pred, label_smoothing, axis, "categorical_focal_crossentropy"
-    )
-    x = upcast(y_pred)
-    if isinstance(alpha, tuple):
-        if len(alpha) != x.shape[-1]:
-            raise ValueError(
-                f"categorical_focal_crossentropy: `alpha` has {len(alpha)} per-class weights "
-                f"but `y_pred` of shape {tuple(y_pred.shape)} has {x.shape[-1]} classes."
-            )
-        alpha = jnp.asarray(alpha, x.dtype)
-    if from_logits:
-        log_p = log_softmax(x)
-        one_minus_p = -jnp.expm1(log_p)
-    else:
-        p = clip_probabilities(renormalize(x))
-        log_p, one_minus_p = jnp.log(p), 1.0 - p
-    weights = alpha * power(one_minus_p, gamma) * targets
-    losses = -weighted_sum_of_logs(weights, log_p)
     return losses.astype(y_pred.dtype)
 
 
@@ -294,7 +209,7 @@ def sparse_categorical_crossentropy(
         p_label = safe_divide(take_class(p, labels), jnp.sum(p, axis=-1))
         xent, lse = -jnp.log(clip_probabilities(p_label)), None
     if weights is not None:
-        xent = _label_weights(weights, labels) * xent
+        xent = weights_of_labels(weights, labels) * xent
     losses = xent if lse is None else add_z_loss(xent, lse, z_loss)
     return jnp.where(valid, losses, 0.0).astype(y_pred.dtype)
 
@@ -330,103 +245,7 @@ def smooth_labels(labels: ArrayLike, alpha: float, axis: int = -1) -> jax.Array:
     return (1.0 - alpha) * labels + alpha / labels.shape[normalize_axis(axis, labels.ndim)]
 
 
-def poly_crossentropy(
-    y_true: ArrayLike,
-    y_pred: ArrayLike,
-    epsilon: float = 2.0,
-    from_logits: bool = False,
-    label_smoothing: float = 0.0,
-    axis: int = -1,
-) -> jax.Array:
-    """Poly-1 cross-entropy (Leng et al., 2022): ``CE + epsilon * (1 - p_t)``.
-
-    ``loss = -sum(t * log p, axis) + epsilon * sum(t * (1 - p), axis)`` with smoothed targets
-    ``t = y_true * (1 - label_smoothing) + label_smoothing / num_classes``; for a one-hot
-    ``y_true`` the second sum is ``1 - p_t``, ``p_t`` the probability of the true class. This is
-    optax's ``poly_loss_cross_entropy(logits, smooth_labels(y_true, label_smoothing), epsilon)``
-    (``p_t`` is taken against the smoothed targets, as there). From logits, ``log p`` is the
-    max-shifted log-softmax and ``1 - p = -expm1(log p)``; from probabilities,
-    ``p = y_pred / sum(y_pred, axis)`` and the cross-entropy clips it to ``[1e-7, 1 - 1e-7]``
-    (straight-through gradient) while ``1 - p`` does not.
-
-    Args:
-        y_true: one-hot (or soft) targets, shape ``(batch, ..., num_classes)``.
-        y_pred: logits or probabilities of the same shape.
-        epsilon: weight of the ``1 - p_t`` term (default 2.0, optax's and the paper's ImageNet
-            value; the paper uses -1 for detection); any real, may be a traced array.
-        from_logits: whether ``y_pred`` holds logits (optax takes logits).
-        label_smoothing: float in ``[0, 1]``.
-        axis: the class axis.
-
-    Returns:
-        Per-sample losses, ``y_pred``'s shape without ``axis``, in ``y_pred``'s dtype.
-
-    References:
-        Leng, Xu, Qi, Wang, Liu, Huang, Shlens & Chen (2022), "PolyLoss: A Polynomial
-        Expansion Perspective of Classification Loss Functions", ICLR. optax,
-        ``optax.poly_loss_cross_entropy``.
-
-    Examples:
-        >>> loss = poly_crossentropy([[0, 1]], [[0.5, 0.5]], epsilon=1.0)
-        >>> print(f"{float(loss[0]):.4f}")  # log 2 + 0.5
-        1.1931
-    """
-    check_number(epsilon, "epsilon")
-    targets, y_pred = _categorical_inputs(
-        y_true, y_pred, label_smoothing, axis, "poly_crossentropy"
-    )
-    x = upcast(y_pred)
-    if from_logits:
-        log_p = log_softmax(x)
-        one_minus_p = -jnp.expm1(log_p)
-        xent = -weighted_sum_of_logs(targets, log_p)
-    else:
-        p = renormalize(x)
-        one_minus_p = 1.0 - p
-        xent = -jnp.sum(targets * jnp.log(clip_probabilities(p)), axis=-1)
-    return (xent + epsilon * jnp.sum(targets * one_minus_p, axis=-1)).astype(y_pred.dtype)
-
-
-class _ClassWeightedMean(Loss):
-    """A loss with PyTorch's ``class_weight``, whose ``"mean_with_sample_weight"`` divides by the
-    weight of each sample's target class (PyTorch's weighted ``reduction="mean"``).
-
-    The per-sample ``function`` already scales each sample's terms by the class weights; here
-    only the divisor of ``"mean_with_sample_weight"`` changes, from ``sum(sample_weight)`` to
-    ``sum(sample_weight * target_weights)`` (masked entries and ignored labels excluded). Every
-    other reduction, and every reduction without ``class_weight``, is :class:`Loss`'s. (``Loss``
-    has no hook for a divisor, so the override sums the loss's own unreduced values.)
-    """
-
-    def target_weights(self, y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
-        """The class weight of each sample's target, the shape of the per-sample losses."""
-        raise NotImplementedError
-
-    def __call__(
-        self,
-        y_true: ArrayLike,
-        y_pred: ArrayLike,
-        sample_weight: ArrayLike | None = None,
-        mask: ArrayLike | None = None,
-        **inputs: Any,
-    ) -> jax.Array:
-        class_weight = getattr(self, "class_weight", None)
-        if self.reduction != "mean_with_sample_weight" or class_weight is None:
-            return super().__call__(y_true, y_pred, sample_weight, mask, **inputs)
-        unreduced = type(self).from_config({**self.get_config(), "reduction": "none"})
-        weighted = unreduced(y_true, y_pred, sample_weight, mask, **inputs)
-        if weighted.shape in ((), (0,)):
-            return weighted  # as Loss reduces a scalar or an empty batch: unchanged
-        # The divisor: the target weights weighted and masked exactly as the losses are.
-        counted = reduce_weighted_values(
-            self.target_weights(y_true, y_pred), sample_weight, mask, reduction="none"
-        )
-        acc = accumulation_dtype(weighted.dtype)
-        total = jnp.sum(weighted.astype(acc))
-        return safe_divide(total, jnp.sum(counted.astype(acc))).astype(self.dtype)
-
-
-class CategoricalCrossentropy(_ClassWeightedMean):
+class CategoricalCrossentropy(Loss):
     """Categorical cross-entropy on one-hot or soft targets; see :func:`categorical_crossentropy`.
 
     With ``class_weight``, each sample counts ``sum(class_weight * y_true)`` (the weight of its
@@ -485,67 +304,17 @@ class CategoricalCrossentropy(_ClassWeightedMean):
     def get_config(self) -> dict[str, Any]:
         return listed_weights(super().get_config(), "class_weight")
 
-    def target_weights(self, y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
+    def divisor_weights(self, y_true: jax.Array, y_pred: jax.Array, **inputs: Any) -> Any:
+        """``sum(class_weight * y_true)`` per sample, or None without ``class_weight``."""
+        if self.class_weight is None:
+            return None
         # The unsmoothed targets: PyTorch divides by the weights of the labels themselves.
         targets, y_pred = dense_inputs(y_true, y_pred, self.name, same_shape=True)
         targets = classes_last(targets, normalize_axis(self.axis, y_pred.ndim))
         return jnp.sum(targets * jnp.asarray(self.class_weight, targets.dtype), axis=-1)
 
 
-class CategoricalFocalCrossentropy(Loss):
-    """Alpha-balanced categorical focal cross-entropy; see :func:`categorical_focal_crossentropy`.
-
-    Args:
-        alpha: scalar, or a list of one weight per class (default 0.25).
-        gamma: focusing parameter, ``>= 0`` (default 2).
-        from_logits: whether ``y_pred`` holds logits.
-        label_smoothing: float in ``[0, 1]``.
-        axis: the class axis.
-        reduction: see :class:`~losses_jax.Loss`.
-        name: default ``"categorical_focal_crossentropy"``.
-        dtype: compute and result dtype.
-
-    Examples:
-        >>> y_true = [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
-        >>> y_pred = [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]
-        >>> cfce = CategoricalFocalCrossentropy()
-        >>> print(f"{float(cfce(y_true, y_pred)):.4f}")
-        0.2332
-        >>> print(f"{float(cfce(y_true, y_pred, sample_weight=jnp.array([0.3, 0.7]))):.4f}")
-        0.1632
-        >>> CategoricalFocalCrossentropy(alpha=[0.2, 0.3, 0.5]).get_config()["alpha"]
-        [0.2, 0.3, 0.5]
-    """
-
-    function = categorical_focal_crossentropy
-
-    def __init__(
-        self,
-        alpha: Any = 0.25,
-        gamma: float = 2.0,
-        from_logits: bool = False,
-        label_smoothing: float = 0.0,
-        axis: int = -1,
-        reduction: str | None = "sum_over_batch_size",
-        name: str | None = "categorical_focal_crossentropy",
-        dtype: DTypeLike | None = None,
-    ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.alpha = check_alpha(alpha)
-        self.gamma = check_gamma(gamma)
-        self.from_logits = check_bool(from_logits, "from_logits")
-        self.label_smoothing = check_label_smoothing(label_smoothing)
-        self.axis = check_axis(axis, self.name, allow_tuple=False)
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        # Per-class weights are stored as a tuple (hashable) and reported as a list, as Keras.
-        if isinstance(self.alpha, tuple):
-            config["alpha"] = list(self.alpha)
-        return config
-
-
-class SparseCategoricalCrossentropy(_ClassWeightedMean):
+class SparseCategoricalCrossentropy(Loss):
     """Cross-entropy with integer labels; see :func:`sparse_categorical_crossentropy`.
 
     Positions labelled ``ignore_class`` give loss 0 and are left out of the reduction's
@@ -605,54 +374,22 @@ class SparseCategoricalCrossentropy(_ClassWeightedMean):
     def get_config(self) -> dict[str, Any]:
         return listed_weights(super().get_config(), "class_weight")
 
-    def target_weights(self, y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
+    def divisor_weights(self, y_true: jax.Array, y_pred: jax.Array, **inputs: Any) -> Any:
+        """The class weight of each valid label (0 for ignored ones), or None without
+        ``class_weight``."""
+        if self.class_weight is None:
+            return None
         y_pred = as_float_array(y_pred, "y_pred")
         axis = normalize_axis(self.axis, max(y_pred.ndim, 1))
         labels = sparse_labels(y_true, y_pred, axis, self.name)
         valid = valid_labels(labels, y_pred.shape[axis], self.ignore_class)
         weights = jnp.asarray(self.class_weight, accumulation_dtype(self.dtype))
-        return jnp.where(valid, _label_weights(weights, labels), 0.0)
+        return jnp.where(valid, weights_of_labels(weights, labels), 0.0)
 
-    def loss_mask(self, y_true: jax.Array, y_pred: jax.Array, losses: jax.Array) -> Any:
+    def loss_mask(
+        self, y_true: jax.Array, y_pred: jax.Array, losses: jax.Array, **inputs: Any
+    ) -> Any:
         if self.ignore_class is None:
             return None
         axis = normalize_axis(self.axis, max(jnp.ndim(y_pred), 1))
         return sparse_labels(y_true, y_pred, axis, self.name) != self.ignore_class
-
-
-class PolyCrossentropy(Loss):
-    """Poly-1 cross-entropy ``CE + epsilon * (1 - p_t)``; see :func:`poly_crossentropy`.
-
-    Args:
-        epsilon: weight of the ``1 - p_t`` term (default 2.0, as optax).
-        from_logits: whether ``y_pred`` holds logits (recommended) or probabilities.
-        label_smoothing: float in ``[0, 1]``.
-        axis: the class axis.
-        reduction: see :class:`~losses_jax.Loss`.
-        name: default ``"poly_crossentropy"``.
-        dtype: compute and result dtype.
-
-    Examples:
-        >>> y_true = [[0, 1, 0], [0, 0, 1]]
-        >>> y_pred = [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]
-        >>> print(f"{float(PolyCrossentropy(epsilon=1.0)(y_true, y_pred)):.4f}")
-        1.6519
-    """
-
-    function = poly_crossentropy
-
-    def __init__(
-        self,
-        epsilon: float = 2.0,
-        from_logits: bool = False,
-        label_smoothing: float = 0.0,
-        axis: int = -1,
-        reduction: str | None = "sum_over_batch_size",
-        name: str | None = "poly_crossentropy",
-        dtype: DTypeLike | None = None,
-    ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.epsilon = check_number(epsilon, "epsilon")
-        self.from_logits = check_bool(from_logits, "from_logits")
-        self.label_smoothing = check_label_smoothing(label_smoothing)
-        self.axis = check_axis(axis, self.name, allow_tuple=False)

@@ -3,9 +3,11 @@ r"""Large-vocabulary softmax cross-entropy that never materialises the logits.
 A language model's loss ``CE(softmax(embeddings @ classifier), labels)`` needs ``N x V``
 logits and as many gradients: 512 MiB of float32 at 2048 tokens and a 32768-word vocabulary.
 :func:`linear_cross_entropy` computes the same losses and gradients in chunks of the
-vocabulary (and of the tokens): the forward pass keeps an online log-sum-exp per token, the
-backward pass recomputes each chunk's logits; only the per-token log-sum-exp is kept between
-them, and products and sums accumulate in float32 (float64 for float64 inputs).
+vocabulary (and of the tokens): the forward pass keeps an online log-sum-exp per token, and
+JAX differentiates the chunk loops with each chunk under :func:`jax.checkpoint`, so reverse mode
+recomputes each chunk's logits; only a few numbers per token and chunk are kept between the
+passes. Forward mode, second derivatives and traced options come with it. Products and sums
+accumulate in float32 (float64 for float64 inputs).
 
 Per token, with ``z = cap * tanh((e @ W + b) / cap)`` (``z = e @ W + b`` without a soft cap),
 ``lse = log(sum(exp(z)))``, label smoothing ``ls`` and z-loss weight ``c``::
@@ -160,8 +162,8 @@ def linear_cross_entropy(
 
     the cross-entropy against ``(1 - ls) * one_hot(label) + ls / V`` plus PaLM's z-loss.
     Logits exist only in chunks of at most ``vocab_chunk_size`` classes by
-    ``token_chunk_size`` tokens (default 2048 each, balanced), in the forward pass and again in
-    the backward pass; memory beyond the inputs and gradients is a few chunks.
+    ``token_chunk_size`` tokens (default 1024 and 2048, balanced), in the forward pass and again
+    in the backward pass; memory beyond the inputs and gradients is a few chunks.
 
     Args:
         labels: integer class ids of shape ``embeddings.shape[:-1]`` (a trailing 1 is allowed)
@@ -180,7 +182,7 @@ def linear_cross_entropy(
             along the vocabulary; see the module docs.
         token_axis: mesh axis name(s) the tokens are sharded over (with ``vocab_axis``).
         mesh: the mesh for ``vocab_axis`` (default: the ambient ``jax.set_mesh`` one).
-        vocab_chunk_size: largest vocabulary chunk (default 2048).
+        vocab_chunk_size: largest vocabulary chunk (default 1024).
         token_chunk_size: largest token chunk (default 2048).
 
     Returns:
@@ -256,7 +258,7 @@ class LinearCrossEntropy(Loss):
         logit_soft_cap: optional ``cap > 0`` of ``cap * tanh(z / cap)``.
         vocab_axis: mesh axis name(s) the vocabulary is sharded over, or None.
         token_axis: mesh axis name(s) the tokens are sharded over, or None.
-        vocab_chunk_size: largest vocabulary chunk (default 2048).
+        vocab_chunk_size: largest vocabulary chunk (default 1024).
         token_chunk_size: largest token chunk (default 2048).
         reduction: as for :class:`losses_jax.Loss`.
         name: as for :class:`losses_jax.Loss`.
@@ -306,7 +308,9 @@ class LinearCrossEntropy(Loss):
     def _convert_y_pred(self, x: ArrayLike) -> jax.Array:
         return _float_input(x, "embeddings")  # its own dtype: the products run in it
 
-    def loss_mask(self, y_true: jax.Array, y_pred: jax.Array, losses: jax.Array) -> Any:
+    def loss_mask(
+        self, y_true: jax.Array, y_pred: jax.Array, losses: jax.Array, **inputs: Any
+    ) -> Any:
         """``y_true != ignore_class`` (shaped like ``losses``), or None without it."""
         if self.ignore_class is None:
             return None

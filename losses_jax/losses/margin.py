@@ -1,4 +1,5 @@
-"""Hinge losses: hinge, squared hinge and categorical hinge (Keras 3 semantics and numbers).
+"""Binary margin losses: hinge, squared hinge, categorical hinge (Keras 3 semantics and numbers),
+perceptron, soft margin and multilabel soft margin (optax and PyTorch).
 
 Binary labels are accepted for :func:`hinge` and :func:`squared_hinge`: when every entry of
 ``y_true`` is 0 or 1 the labels are mapped to -1/1 (``2 * y_true - 1``), exactly as Keras
@@ -10,19 +11,28 @@ Computations run in float32 for float16/bfloat16 inputs and return ``y_pred``'s 
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
 
-from losses_jax._numerics import mean_of_elementwise, prepare_pair
+from losses_jax._numerics import logistic_terms, mean_last_axis, mean_of_elementwise, prepare_pair
+from losses_jax._targets import check_class_weight, per_class_weights
 from losses_jax.base import Loss
 
 __all__ = [
     "CategoricalHinge",
     "Hinge",
+    "MultilabelSoftMargin",
+    "Perceptron",
+    "SoftMargin",
     "SquaredHinge",
     "categorical_hinge",
     "hinge",
+    "multilabel_soft_margin",
+    "perceptron",
+    "soft_margin",
     "squared_hinge",
 ]
 
@@ -110,6 +120,99 @@ def categorical_hinge(y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
     return jnp.maximum(best_other_score - true_score + 1.0, 0.0).astype(out_dtype)
 
 
+# --------------------------------------------------------------------------------------
+# perceptron and soft margins (optax, PyTorch)
+# --------------------------------------------------------------------------------------
+def _perceptron_elementwise(y_true, y_pred):
+    return jnp.maximum(-_signed_labels(y_true) * y_pred, 0.0)
+
+
+def _soft_margin_elementwise(y_true, y_pred):
+    # softplus(-y x) = log1p(exp(-y x)), without overflow for any y x.
+    return logistic_terms(_signed_labels(y_true) * y_pred)[1]
+
+
+def perceptron(y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
+    """Perceptron loss per sample: ``mean(max(0, -y_true * y_pred), axis=-1)``.
+
+    ``y_true`` holds labels in {-1, 1}, optax's convention; {0, 1} labels (every entry 0 or 1)
+    are mapped to {-1, 1} as :func:`~losses_jax.hinge` maps them, where optax would give 0 for
+    every 0 label. Shapes: ``(batch, d0, ..., dN)`` -> ``(batch, d0, ..., dN-1)``.
+
+    References:
+        Rosenblatt (1958), "The Perceptron: A Probabilistic Model for Information Storage and
+        Organization in the Brain", *Psychological Review* 65(6). optax 0.2.8,
+        ``optax.losses.perceptron_loss`` (elementwise; here averaged over the last axis).
+
+    Examples:
+        >>> loss = perceptron(jnp.array([[1.0, -1.0], [-1.0, 1.0]]), jnp.array([[-2.0, -1.0], [0.5, 3.0]]))
+        >>> [round(float(v), 4) for v in loss]
+        [1.0, 0.25]
+    """
+    return mean_of_elementwise(_perceptron_elementwise, y_true, y_pred, "perceptron")
+
+
+def soft_margin(y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
+    """Soft-margin (logistic) loss per sample: ``mean(log(1 + exp(-y_true * y_pred)), axis=-1)``.
+
+    Labels as for :func:`perceptron` ({-1, 1}, or {0, 1} mapped to them); computed as
+    ``softplus(-y x)``, exact for any product. Shapes: ``(batch, d0, ..., dN)`` ->
+    ``(batch, d0, ..., dN-1)``.
+
+    References:
+        Zhang (2004), "Statistical Behavior and Consistency of Classification Methods based on
+        Convex Risk Minimization", *Annals of Statistics* 32(1) (the logistic margin loss).
+        PyTorch 2.13, ``torch.nn.functional.soft_margin_loss`` (elementwise; here averaged
+        over the last axis).
+
+    Examples:
+        >>> loss = soft_margin(jnp.array([[1.0, -1.0]]), jnp.array([[0.0, 2.0]]))
+        >>> [round(float(v), 4) for v in loss]
+        [1.41]
+    """
+    return mean_of_elementwise(_soft_margin_elementwise, y_true, y_pred, "soft_margin")
+
+
+def multilabel_soft_margin(
+    y_true: ArrayLike, y_pred: ArrayLike, class_weight: Any = None
+) -> jax.Array:
+    """Multilabel soft-margin loss per sample, PyTorch's ``multilabel_soft_margin_loss``::
+
+        loss = mean_c w_c * (y_c * softplus(-x_c) + (1 - y_c) * softplus(x_c))
+
+    the binary cross-entropy of each class's logit ``x_c``, averaged over the classes.
+
+    Args:
+        y_true: targets in [0, 1] (multi-hot), shape ``(batch, ..., num_classes)``.
+        y_pred: logits, same shape.
+        class_weight: optional per-class weights ``w >= 0``, length ``num_classes``.
+
+    Returns:
+        Losses of shape ``y_pred.shape[:-1]`` in ``y_pred``'s floating dtype.
+
+    References:
+        PyTorch 2.13, ``torch.nn.functional.multilabel_soft_margin_loss``; the one-vs-all
+        logistic loss of Rifkin & Klautau (2004), "In Defense of One-Vs-All Classification",
+        *JMLR* 5.
+
+    Examples:
+        >>> loss = multilabel_soft_margin(jnp.array([[1.0, 0.0]]), jnp.array([[0.0, 2.0]]))
+        >>> [round(float(v), 4) for v in loss]
+        [1.41]
+    """
+    check_class_weight(class_weight, "class_weight")
+    y_true, y_pred, out_dtype = prepare_pair(y_true, y_pred, "multilabel_soft_margin", min_rank=1)
+    softplus, softplus_neg = logistic_terms(y_pred)[:2]
+    terms = y_true * softplus_neg + (1.0 - y_true) * softplus
+    weights = per_class_weights(class_weight, "class_weight", y_pred.shape[-1], 1, 0, y_pred.dtype)
+    if weights is not None:
+        terms = terms * weights
+    return mean_last_axis(terms).astype(out_dtype)
+
+
+# --------------------------------------------------------------------------------------
+# classes
+# --------------------------------------------------------------------------------------
 class Hinge(Loss):
     """Hinge loss, ``max(1 - y_true * y_pred, 0)``; see :func:`hinge`.
 
@@ -175,3 +278,84 @@ class CategoricalHinge(Loss):
         dtype: DTypeLike | None = None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+
+class Perceptron(Loss):
+    """Perceptron loss ``max(0, -y_true * y_pred)``; see :func:`perceptron`.
+
+    optax's ``perceptron_loss`` is elementwise: its mean over the last axis is
+    ``reduction="none"`` here, its overall mean ``"sum_over_batch_size"``.
+
+    Args: ``reduction``, ``name``, ``dtype`` as for :class:`~losses_jax.Loss`.
+
+    Examples:
+        >>> loss = Perceptron()(jnp.array([[1.0, -1.0], [-1.0, 1.0]]), jnp.array([[-2.0, -1.0], [0.5, 3.0]]))
+        >>> print(f"{float(loss):.4f}")
+        0.6250
+    """
+
+    function = perceptron
+
+    def __init__(
+        self,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "perceptron",
+        dtype: DTypeLike | None = None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+
+class SoftMargin(Loss):
+    """Soft-margin loss ``log(1 + exp(-y_true * y_pred))``; see :func:`soft_margin`.
+
+    PyTorch's ``soft_margin_loss`` is elementwise over all axes. Its ``reduction="mean"`` is
+    ``"sum_over_batch_size"`` here; its ``"sum"`` is ``"sum"`` here times the size of the last
+    axis (this loss's per-sample values are means over that axis, as Keras's hinge); its
+    ``"none"`` averaged over the last axis is ``"none"`` here.
+
+    Args: ``reduction``, ``name``, ``dtype`` as for :class:`~losses_jax.Loss`.
+
+    Examples:
+        >>> loss = SoftMargin()(jnp.array([[1.0, -1.0], [1.0, 1.0]]), jnp.array([[0.0, 2.0], [3.0, 3.0]]))
+        >>> print(f"{float(loss):.4f}")
+        0.7293
+    """
+
+    function = soft_margin
+
+    def __init__(
+        self,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "soft_margin",
+        dtype: DTypeLike | None = None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+
+class MultilabelSoftMargin(Loss):
+    """Multilabel soft-margin loss (one-vs-all logistic); see :func:`multilabel_soft_margin`.
+
+    Reductions are PyTorch's: ``"sum_over_batch_size"`` is ``reduction="mean"``, ``"sum"``
+    and ``"none"`` are the same.
+
+    Args:
+        class_weight: optional per-class weights (stored as a tuple).
+        reduction, name, dtype: as for :class:`~losses_jax.Loss`.
+
+    Examples:
+        >>> loss = MultilabelSoftMargin(class_weight=[2.0, 1.0], reduction="none")
+        >>> [round(float(v), 4) for v in loss(jnp.array([[1.0, 0.0]]), jnp.array([[0.0, 2.0]]))]
+        [1.7566]
+    """
+
+    function = multilabel_soft_margin
+
+    def __init__(
+        self,
+        class_weight: Any = None,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "multilabel_soft_margin",
+        dtype: DTypeLike | None = None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.class_weight = check_class_weight(class_weight, "class_weight")

@@ -1,10 +1,11 @@
-"""Multiclass and multilabel margin losses: the optax and PyTorch catalogue of hinge-like losses.
+"""Multiclass and multilabel margin losses on class ids: the optax and PyTorch hinge-like losses.
 
-``y_pred`` holds real class scores (logits for :func:`multilabel_soft_margin`). Class ids in
+``y_pred`` holds real class scores. Class ids in
 ``y_true`` stay integer; an id outside ``[0, num_classes)`` gives a loss of 0 (as the sparse
 cross-entropy does) and is reported under :func:`losses_jax.checked`. One value per sample:
-PyTorch's ``reduction="mean"`` is ``"sum_over_batch_size"`` here and ``"sum"`` is ``"sum"``,
-except for :class:`SoftMargin` (see there). Derivatives at the kinks follow each anchor:
+PyTorch's ``reduction="mean"`` is ``"sum_over_batch_size"`` here and ``"sum"`` is ``"sum"``.
+(The binary margins, perceptron and soft margins, are in :mod:`losses_jax.losses.margin`.)
+Derivatives at the kinks follow each anchor:
 ``max(z, 0)`` as optax writes it (half the slope at 0), ``z > 0`` where PyTorch's kernels count
 a violation. Computations run in float32 for float16/bfloat16 inputs and return ``y_pred``'s
 dtype.
@@ -19,14 +20,17 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
 
 from losses_jax._numerics import (
-    logistic_terms,
     mean_last_axis,
-    mean_of_elementwise,
-    prepare_pair,
     upcast,
 )
 from losses_jax._softmax_xent import take_class
-from losses_jax._targets import sparse_labels, valid_labels
+from losses_jax._targets import (
+    check_class_weight,
+    per_class_weights,
+    sparse_labels,
+    valid_labels,
+    weights_of_labels,
+)
 from losses_jax._validation import (
     as_float_array,
     as_label_array,
@@ -35,24 +39,16 @@ from losses_jax._validation import (
 )
 from losses_jax.base import Loss
 from losses_jax.checks import guard_labels_in_range
-from losses_jax.losses.binary import check_class_weight, per_class_weights
-from losses_jax.losses.margin import _signed_labels
 
 __all__ = [
     "MultiMargin",
     "MulticlassHinge",
     "MulticlassPerceptron",
     "MultilabelMargin",
-    "MultilabelSoftMargin",
-    "Perceptron",
-    "SoftMargin",
     "multi_margin",
     "multiclass_hinge",
     "multiclass_perceptron",
     "multilabel_margin",
-    "multilabel_soft_margin",
-    "perceptron",
-    "soft_margin",
 ]
 
 
@@ -66,21 +62,6 @@ def _check_p(p: Any) -> int:
             f"`p` must be 1 or 2 (the power of each margin violation); received p={p}."
         )
     return p
-
-
-def _check_margin(margin: Any) -> Any:
-    return check_number(margin, "margin")
-
-
-def _check_class_weight(class_weight: Any) -> Any:
-    """None, or weights ``>= 0`` as a tuple (the loss stays hashable); traced arrays pass."""
-    return check_class_weight(class_weight, "class_weight")
-
-
-def _class_weight_array(class_weight: Any, num_classes: int, dtype: Any) -> jax.Array | None:
-    """``class_weight`` as a ``(num_classes,)`` array, or a clear error naming both shapes."""
-    _check_class_weight(class_weight)
-    return per_class_weights(class_weight, "class_weight", num_classes, 1, 0, dtype)
 
 
 def _ids_and_scores(y_true: ArrayLike, y_pred: ArrayLike, loss_name: str):
@@ -190,7 +171,7 @@ def multi_margin(
         [0.0833, 4.1667]
     """
     _check_p(p)
-    _check_margin(margin)
+    check_number(margin, "margin")
     labels, scores, out_dtype = _ids_and_scores(y_true, y_pred, "multi_margin")
     num_classes = scores.shape[-1]
     violation = margin - take_class(scores, labels)[..., None] + scores
@@ -198,9 +179,10 @@ def multi_margin(
     counted = (violation > 0) & ~_is_label(labels, num_classes)
     hinge = jnp.where(counted, violation, 0.0)
     loss = mean_last_axis(hinge if p == 1 else jnp.square(hinge))
-    weights = _class_weight_array(class_weight, num_classes, scores.dtype)
+    check_class_weight(class_weight, "class_weight")
+    weights = per_class_weights(class_weight, "class_weight", num_classes, 1, 0, scores.dtype)
     if weights is not None:
-        loss = loss * weights[jnp.clip(labels, 0, num_classes - 1)]
+        loss = loss * weights_of_labels(weights, labels)
     return jnp.where(valid_labels(labels, num_classes), loss, 0.0).astype(out_dtype)
 
 
@@ -254,96 +236,6 @@ def multilabel_margin(y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
     counted = listed[..., :, None] & ~is_target[..., None, :] & (violation > 0)
     total = jnp.sum(jnp.where(counted, violation, 0.0), axis=(-2, -1))
     return (total / num_classes).astype(y_pred.dtype)
-
-
-# --------------------------------------------------------------------------------------
-# binary and multilabel targets
-# --------------------------------------------------------------------------------------
-def _perceptron_elementwise(y_true, y_pred):
-    return jnp.maximum(-_signed_labels(y_true) * y_pred, 0.0)
-
-
-def _soft_margin_elementwise(y_true, y_pred):
-    # softplus(-y x) = log1p(exp(-y x)), without overflow for any y x.
-    return logistic_terms(_signed_labels(y_true) * y_pred)[1]
-
-
-def perceptron(y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
-    """Perceptron loss per sample: ``mean(max(0, -y_true * y_pred), axis=-1)``.
-
-    ``y_true`` holds labels in {-1, 1}, optax's convention; {0, 1} labels (every entry 0 or 1)
-    are mapped to {-1, 1} as :func:`~losses_jax.hinge` maps them, where optax would give 0 for
-    every 0 label. Shapes: ``(batch, d0, ..., dN)`` -> ``(batch, d0, ..., dN-1)``.
-
-    References:
-        Rosenblatt (1958), "The Perceptron: A Probabilistic Model for Information Storage and
-        Organization in the Brain", *Psychological Review* 65(6). optax 0.2.8,
-        ``optax.losses.perceptron_loss`` (elementwise; here averaged over the last axis).
-
-    Examples:
-        >>> loss = perceptron(jnp.array([[1.0, -1.0], [-1.0, 1.0]]), jnp.array([[-2.0, -1.0], [0.5, 3.0]]))
-        >>> [round(float(v), 4) for v in loss]
-        [1.0, 0.25]
-    """
-    return mean_of_elementwise(_perceptron_elementwise, y_true, y_pred, "perceptron")
-
-
-def soft_margin(y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
-    """Soft-margin (logistic) loss per sample: ``mean(log(1 + exp(-y_true * y_pred)), axis=-1)``.
-
-    Labels as for :func:`perceptron` ({-1, 1}, or {0, 1} mapped to them); computed as
-    ``softplus(-y x)``, exact for any product. Shapes: ``(batch, d0, ..., dN)`` ->
-    ``(batch, d0, ..., dN-1)``.
-
-    References:
-        Zhang (2004), "Statistical Behavior and Consistency of Classification Methods based on
-        Convex Risk Minimization", *Annals of Statistics* 32(1) (the logistic margin loss).
-        PyTorch 2.13, ``torch.nn.functional.soft_margin_loss`` (elementwise; here averaged
-        over the last axis).
-
-    Examples:
-        >>> loss = soft_margin(jnp.array([[1.0, -1.0]]), jnp.array([[0.0, 2.0]]))
-        >>> [round(float(v), 4) for v in loss]
-        [1.41]
-    """
-    return mean_of_elementwise(_soft_margin_elementwise, y_true, y_pred, "soft_margin")
-
-
-def multilabel_soft_margin(
-    y_true: ArrayLike, y_pred: ArrayLike, class_weight: Any = None
-) -> jax.Array:
-    """Multilabel soft-margin loss per sample, PyTorch's ``multilabel_soft_margin_loss``::
-
-        loss = mean_c w_c * (y_c * softplus(-x_c) + (1 - y_c) * softplus(x_c))
-
-    the binary cross-entropy of each class's logit ``x_c``, averaged over the classes.
-
-    Args:
-        y_true: targets in [0, 1] (multi-hot), shape ``(batch, ..., num_classes)``.
-        y_pred: logits, same shape.
-        class_weight: optional per-class weights ``w >= 0``, length ``num_classes``.
-
-    Returns:
-        Losses of shape ``y_pred.shape[:-1]`` in ``y_pred``'s floating dtype.
-
-    References:
-        PyTorch 2.13, ``torch.nn.functional.multilabel_soft_margin_loss``; the one-vs-all
-        logistic loss of Rifkin & Klautau (2004), "In Defense of One-Vs-All Classification",
-        *JMLR* 5.
-
-    Examples:
-        >>> loss = multilabel_soft_margin(jnp.array([[1.0, 0.0]]), jnp.array([[0.0, 2.0]]))
-        >>> [round(float(v), 4) for v in loss]
-        [1.41]
-    """
-    _check_class_weight(class_weight)
-    y_true, y_pred, out_dtype = prepare_pair(y_true, y_pred, "multilabel_soft_margin", min_rank=1)
-    softplus, softplus_neg = logistic_terms(y_pred)[:2]
-    terms = y_true * softplus_neg + (1.0 - y_true) * softplus
-    weights = _class_weight_array(class_weight, y_pred.shape[-1], y_pred.dtype)
-    if weights is not None:
-        terms = terms * weights
-    return mean_last_axis(terms).astype(out_dtype)
 
 
 # --------------------------------------------------------------------------------------
@@ -434,8 +326,8 @@ class MultiMargin(Loss):
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.p = _check_p(p)
-        self.margin = _check_margin(margin)
-        self.class_weight = _check_class_weight(class_weight)
+        self.margin = check_number(margin, "margin")
+        self.class_weight = check_class_weight(class_weight, "class_weight")
 
 
 class MultilabelMargin(Loss):
@@ -463,84 +355,3 @@ class MultilabelMargin(Loss):
         dtype: DTypeLike | None = None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-
-
-class Perceptron(Loss):
-    """Perceptron loss ``max(0, -y_true * y_pred)``; see :func:`perceptron`.
-
-    optax's ``perceptron_loss`` is elementwise: its mean over the last axis is
-    ``reduction="none"`` here, its overall mean ``"sum_over_batch_size"``.
-
-    Args: ``reduction``, ``name``, ``dtype`` as for :class:`~losses_jax.Loss`.
-
-    Examples:
-        >>> loss = Perceptron()(jnp.array([[1.0, -1.0], [-1.0, 1.0]]), jnp.array([[-2.0, -1.0], [0.5, 3.0]]))
-        >>> print(f"{float(loss):.4f}")
-        0.6250
-    """
-
-    function = perceptron
-
-    def __init__(
-        self,
-        reduction: str | None = "sum_over_batch_size",
-        name: str | None = "perceptron",
-        dtype: DTypeLike | None = None,
-    ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-
-
-class SoftMargin(Loss):
-    """Soft-margin loss ``log(1 + exp(-y_true * y_pred))``; see :func:`soft_margin`.
-
-    PyTorch's ``soft_margin_loss`` is elementwise over all axes. Its ``reduction="mean"`` is
-    ``"sum_over_batch_size"`` here; its ``"sum"`` is ``"sum"`` here times the size of the last
-    axis (this loss's per-sample values are means over that axis, as Keras's hinge); its
-    ``"none"`` averaged over the last axis is ``"none"`` here.
-
-    Args: ``reduction``, ``name``, ``dtype`` as for :class:`~losses_jax.Loss`.
-
-    Examples:
-        >>> loss = SoftMargin()(jnp.array([[1.0, -1.0], [1.0, 1.0]]), jnp.array([[0.0, 2.0], [3.0, 3.0]]))
-        >>> print(f"{float(loss):.4f}")
-        0.7293
-    """
-
-    function = soft_margin
-
-    def __init__(
-        self,
-        reduction: str | None = "sum_over_batch_size",
-        name: str | None = "soft_margin",
-        dtype: DTypeLike | None = None,
-    ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-
-
-class MultilabelSoftMargin(Loss):
-    """Multilabel soft-margin loss (one-vs-all logistic); see :func:`multilabel_soft_margin`.
-
-    Reductions are PyTorch's: ``"sum_over_batch_size"`` is ``reduction="mean"``, ``"sum"``
-    and ``"none"`` are the same.
-
-    Args:
-        class_weight: optional per-class weights (stored as a tuple).
-        reduction, name, dtype: as for :class:`~losses_jax.Loss`.
-
-    Examples:
-        >>> loss = MultilabelSoftMargin(class_weight=[2.0, 1.0], reduction="none")
-        >>> [round(float(v), 4) for v in loss(jnp.array([[1.0, 0.0]]), jnp.array([[0.0, 2.0]]))]
-        [1.7566]
-    """
-
-    function = multilabel_soft_margin
-
-    def __init__(
-        self,
-        class_weight: Any = None,
-        reduction: str | None = "sum_over_batch_size",
-        name: str | None = "multilabel_soft_margin",
-        dtype: DTypeLike | None = None,
-    ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.class_weight = _check_class_weight(class_weight)

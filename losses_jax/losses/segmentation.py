@@ -486,6 +486,8 @@ class Circle(Loss):
         self.margin = check_number(margin, "margin")
         self.remove_diagonal = check_bool(remove_diagonal, "remove_diagonal")
 
-    def loss_mask(self, y_true: jax.Array, y_pred: jax.Array, losses: jax.Array) -> jax.Array:
+    def loss_mask(
+        self, y_true: jax.Array, y_pred: jax.Array, losses: jax.Array, **inputs: Any
+    ) -> jax.Array:
         # Keras masks the per-query losses with `loss > 0`.
         return losses > 0

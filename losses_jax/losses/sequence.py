@@ -32,12 +32,14 @@ Semantics
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
 
 from losses_jax import checks
-from losses_jax._ctc_recursions import ctc_nll
+from losses_jax._ctc_recursions import ctc_forward_log_probs, ctc_nll
 from losses_jax._validation import (
     as_float_array,
     as_label_array,
@@ -104,6 +106,7 @@ def _label_ids(labels: jax.Array) -> jax.Array:
 # --------------------------------------------------------------------------------------
 # the API
 # --------------------------------------------------------------------------------------
+@overload
 def ctc_loss(
     target: ArrayLike,
     output: ArrayLike,
@@ -112,7 +115,33 @@ def ctc_loss(
     mask_index: int | None = 0,
     *,
     zero_infinity: bool = False,
-) -> jax.Array:
+    return_alignment: Literal[False] = False,
+) -> jax.Array: ...
+
+
+@overload
+def ctc_loss(
+    target: ArrayLike,
+    output: ArrayLike,
+    target_length: ArrayLike,
+    output_length: ArrayLike,
+    mask_index: int | None = 0,
+    *,
+    zero_infinity: bool = False,
+    return_alignment: Literal[True],
+) -> tuple[jax.Array, jax.Array, jax.Array]: ...
+
+
+def ctc_loss(
+    target: ArrayLike,
+    output: ArrayLike,
+    target_length: ArrayLike,
+    output_length: ArrayLike,
+    mask_index: int | None = 0,
+    *,
+    zero_infinity: bool = False,
+    return_alignment: bool = False,
+) -> jax.Array | tuple[jax.Array, jax.Array, jax.Array]:
     """CTC negative log-likelihood per sequence, with ``keras.ops.ctc_loss``'s signature.
 
     ``loss[b] = -log P(target[b, :target_length[b]] | output[b, :output_length[b]])``, where
@@ -129,9 +158,21 @@ def ctc_loss(
         mask_index: the blank class, any of ``0 .. K-1`` (negative counts from the end).
         zero_infinity: give impossible alignments a loss of 0 instead of ``+inf``, as
             PyTorch's option does; their gradient is 0 either way.
+        return_alignment: also return the forward log-probabilities, as
+            ``optax.ctc_loss_with_forward_probs`` does (see Returns).
 
     Returns:
-        ``(B,)`` losses, never negative; float32 (float64 for float64 logits).
+        ``(B,)`` losses, never negative; float32 (float64 for float64 logits). With
+        ``return_alignment=True``, ``(loss, logalpha_blank, logalpha_emit)``, where
+        ``logalpha_blank[t, b, n]`` ``(T, B, L + 1)`` is the log-probability of the alpha
+        recursion's blank state before label ``n`` at frame ``t`` and ``logalpha_emit[t, b, n]``
+        ``(T, B, L)`` that of label ``n``, in optax's layout: frames past ``output_length``
+        repeat the last valid one, the last frame's blank entries include the label before
+        them (so ``loss[b] == -logalpha_blank[-1, b, target_length[b]]``), and states past the
+        target length run on the padding labels as given. Impossible states are ``-inf``
+        where optax gives a value near its ``log_epsilon`` (``-1e5``). The two arrays are
+        auxiliary outputs with no derivative (computed on ``stop_gradient(output)``, outside
+        the loss's derivative rule, by a second alpha recursion).
 
     Examples:
         >>> logits = jnp.zeros((1, 2, 2))  # two frames, classes {blank, 1}, uniform
@@ -139,6 +180,9 @@ def ctc_loss(
         0.2877
         >>> float(ctc_loss(jnp.array([[1, 1]]), logits, [2], [2])[0])  # needs 3 frames
         inf
+        >>> loss, blank, emit = ctc_loss(jnp.array([[1]]), logits, [1], [2], return_alignment=True)
+        >>> blank.shape, emit.shape, round(float(-blank[-1, 0, 1]), 4)
+        ((2, 1, 2), (2, 1, 1), 0.2877)
     """
     output = as_float_array(output, "output")
     target = as_label_array(target, "target")
@@ -158,6 +202,9 @@ def ctc_loss(
     nll = jnp.maximum(ctc_nll(output, target, target_length, output_length, blank), 0.0)
     if zero_infinity:
         nll = jnp.where(jnp.isinf(nll), 0.0, nll)
+    if check_bool(return_alignment, "return_alignment"):
+        blanks, emits = ctc_forward_log_probs(output, target, target_length, output_length, blank)
+        return nll, blanks, emits
     return nll
 
 
