@@ -267,5 +267,11 @@ def per_class_weights(
 
 def weights_of_labels(weights: jax.Array, labels: jax.Array) -> jax.Array:
     """``weights[labels]`` for per-class ``weights`` of shape ``(num_classes,)``; labels are
-    clipped into range, so callers mask the invalid ones (their weight is a neighbour's)."""
-    return jnp.take(weights, jnp.clip(labels, 0, weights.shape[0] - 1))
+    clipped into range, so callers mask the invalid ones (their weight is a neighbour's).
+
+    Selected by comparison with every class id rather than gathered: a gather of a replicated
+    table at batch-sharded ids has no unambiguous result sharding on a mesh of explicit axes.
+    """
+    classes = weights.shape[0]
+    ids = jnp.clip(labels, 0, classes - 1)[..., None]
+    return jnp.sum(jnp.where(ids == jnp.arange(classes), weights, 0), axis=-1)
