@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export KERAS_BACKEND := jax
 
-.PHONY: demo test lint bench bench-smoke venv clean
+.PHONY: demo test test-all lint bench bench-smoke venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m "not slow" -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check losses_jax tests examples benchmarks

@@ -35,7 +35,7 @@ inputs and reused across meshes. An exception (e.g. ``ShardingTypeError``) fails
 its configuration. A control computes a per-shard mean with ``shard_map`` and confirms the
 checks reject it.
 
-With ``--part K N`` it runs only the configurations of every N-th loss from the K-th, so that N
+With ``--part K N [SCOPE]`` (SCOPE: "first", "rest" or "all", see :func:`configurations`) it runs only the configurations of every N-th loss from the K-th, so that N
 workers share the catalogue. With ``--process ID COUNT PORT`` it is instead one of COUNT processes joined by
 ``jax.distributed.initialize`` (CPU collectives over gloo): each feeds only its rows of the
 global batch with ``jax.make_array_from_process_local_data`` and checks a few losses
@@ -95,20 +95,25 @@ class Config:
         return (*self.key[:2], self.batch_shape, self.cases)
 
 
-def configurations(entries, adapters=()) -> list[Config]:
-    """The catalogue on every mesh (see the module docstring); the local adapters on "batch8"."""
+def configurations(entries, adapters=(), scope: str = "all") -> list[Config]:
+    """The catalogue on every mesh (see the module docstring); the local adapters on "batch8"
+    and "batch8_explicit". ``scope``: "first" (each loss's first option set, every mesh, and the
+    adapters), "rest" (the other option sets) or "all"."""
     configs = []
     for entry in entries:
         first, *others = entry.options
+        if scope in ("rest", "all"):
+            for options in others:  # every option set on automatic and on explicit axes
+                configs.append(Config(entry, options, "batch8", OPTION_CASES))
+                configs.append(Config(entry, options, "batch8_explicit", OPTION_CASES))
+        if scope == "rest":
+            continue
         configs.append(Config(entry, first, "batch8", ALL_CASES))
-        for options in others:  # every option set on automatic and on explicit axes
-            configs.append(Config(entry, options, "batch8", OPTION_CASES))
-            configs.append(Config(entry, options, "batch8_explicit", OPTION_CASES))
         batch_shape = (BATCH, 2) if entry.max_batch_rank >= 2 else (BATCH,)
         configs.append(Config(entry, first, "data4_model2", ALL_CASES, batch_shape))
         # Same inputs and cases as the first "batch8" configuration: its reference is reused.
         configs.append(Config(entry, first, "batch8_explicit", ALL_CASES))
-    for entry in adapters:
+    for entry in adapters if scope != "rest" else ():
         for options in entry.options:
             configs.append(Config(entry, options, "batch8", ALL_CASES))
             configs.append(Config(entry, options, "batch8_explicit", ALL_CASES))
@@ -482,7 +487,7 @@ def summary_counts(recorder: Recorder) -> dict:
     }
 
 
-def one_process(part: int = 0, parts: int = 1) -> dict:
+def one_process(part: int = 0, parts: int = 1, scope: str = "all") -> dict:
     """The catalogue configurations of every ``parts``-th loss, from the ``part``-th, on this
     process's 8 devices (every configuration of a loss in the same part: they share inputs)."""
     import jax
@@ -493,7 +498,7 @@ def one_process(part: int = 0, parts: int = 1) -> dict:
     names = [entry.name for entry in (*entries, *adapters)]
     configs = [
         config
-        for config in configurations(entries, adapters)
+        for config in configurations(entries, adapters, scope)
         if names.index(config.entry.name) % parts == part
     ]
     references: dict = {}
@@ -582,7 +587,7 @@ def main(argv: list[str]) -> int:
         summary = multi_host(process_id, num_processes, port)
     elif argv[:1] == ["--part"]:
         part, parts = map(int, argv[1:3])
-        summary = one_process(part, parts)
+        summary = one_process(part, parts, argv[3] if len(argv) > 3 else "all")
     else:
         summary = one_process()
     summary["seconds"] = round(time.perf_counter() - start, 1)

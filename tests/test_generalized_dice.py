@@ -145,6 +145,7 @@ def test_balanced_classes_weigh_one_and_rare_classes_more():
     )
 
 
+@pytest.mark.slow  # covered in the default run by tests/test_transformations.py
 def test_jit_vmap_forward_mode_and_hessian():
     y_true, y_pred = (
         x.astype(np.float32) for x in segmentation_inputs({})(np.random.default_rng(3))

@@ -326,6 +326,7 @@ def test_functions_match_float64_references(name, options, kind, reference):
     np.testing.assert_allclose(values32, reference(y_true, y_pred, **options), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # covered in the default run by tests/test_transformations.py
 @pytest.mark.parametrize(
     ("name", "options", "kind", "reference"), FUNCTIONS, ids=[f[0] for f in FUNCTIONS]
 )

@@ -336,6 +336,7 @@ def test_functions_match_float64_references(name, y_true, y_pred, kwargs, refere
     np.testing.assert_allclose(values32, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # covered in the default run by tests/test_transformations.py
 @pytest.mark.parametrize(
     ("name", "y_true", "y_pred", "kwargs", "reference"),
     REFERENCE_CASES,

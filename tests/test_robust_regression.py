@@ -136,6 +136,7 @@ def test_pinball_quantile_property_and_tau_per_output():
     )
 
 
+@pytest.mark.slow  # covered in the default run by tests/test_transformations.py
 @pytest.mark.parametrize(
     ("fn", "options"),
     [

@@ -62,11 +62,11 @@ def parse_summary(returncode: int, stdout: str, stderr: str) -> dict:
     return json.loads(lines[-1][len(SUMMARY_PREFIX) :])
 
 
-def run_sharded_worker(parts: int = 2) -> dict:
+def run_sharded_worker(scope: str, parts: int = 2) -> dict:
     """The catalogue split over ``parts`` concurrent 8-device workers; their summaries merged."""
     procs = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), "--part", str(part), str(parts)],
+            [sys.executable, str(WORKER), "--part", str(part), str(parts), scope],
             cwd=ROOT,
             env=worker_env(devices=8),
             stdout=subprocess.PIPE,
@@ -146,8 +146,15 @@ def describe(records: list[dict]) -> str:
 # --------------------------------------------------------------------------------------
 # the sharded runs
 # --------------------------------------------------------------------------------------
+def assert_no_failures(summary: dict) -> None:
+    assert not summary["failures"], (
+        f"{len(summary['failures'])} of {summary['cases']} sharded cases failed:\n"
+        + describe(summary["failures"])
+    )
+
+
 def test_every_loss_batch_sharded_on_8_devices_matches_unsharded(record_property):
-    summary = run_sharded_worker()
+    summary = run_sharded_worker("first")
     record_property("sharded_cases", summary["cases"])
     record_property("sharded_checks", summary["checks"])
     print(
@@ -156,7 +163,7 @@ def test_every_loss_batch_sharded_on_8_devices_matches_unsharded(record_property
     )
     assert summary["device_count"] == 8
 
-    # Coverage: every catalogue loss on both meshes, every reduction x weighting.
+    # Coverage: every catalogue loss on every mesh, every reduction x weighting.
     available = [entry.name for entry in available_entries()]
     assert summary["losses"] == available
     # CTC with padded labels and with per-sequence lengths, once the sequence module exists.
@@ -167,18 +174,19 @@ def test_every_loss_batch_sharded_on_8_devices_matches_unsharded(record_property
     missing = {(loss, mesh) for loss in available for mesh in MESHES} - meshes
     assert not missing, f"losses not run on a mesh: {sorted(missing)}"
     assert summary["cases"] >= len(DISTINCT_REDUCTIONS) * len(MESHES) * len(available)
-    # Every option combination on automatic and on explicit mesh axes.
-    option_sets = {(e.name, option_id(o)) for e in available_entries() for o in e.options}
+    assert_no_failures(summary)
+    # The control: shard_map's per-shard weighted mean, averaged, differs from the global one.
+    assert summary["per_shard_mean_caught"]
+
+
+@pytest.mark.slow  # about 6 CPU-minutes: `make test-all`
+def test_every_option_set_on_automatic_and_explicit_axes():
+    summary = run_sharded_worker("rest")
+    option_sets = {(e.name, option_id(o)) for e in available_entries() for o in e.options[1:]}
     for mesh in ("batch8", "batch8_explicit"):
         ran = {(loss, options) for loss, options, m in summary["configurations"] if m == mesh}
         assert option_sets <= ran, f"option sets not run on {mesh}: {sorted(option_sets - ran)}"
-
-    assert not summary["failures"], (
-        f"{len(summary['failures'])} of {summary['cases']} sharded cases failed:\n"
-        + describe(summary["failures"])
-    )
-    # The control: shard_map's per-shard weighted mean, averaged, differs from the global one.
-    assert summary["per_shard_mean_caught"]
+    assert_no_failures(summary)
 
 
 def test_multi_host_jax_distributed_matches_one_device(tmp_path):
