@@ -2,9 +2,11 @@
 
 Every benchmark module exposes ``run(tiny: bool) -> list[dict]``; each row has
 at least ``bench``, ``case``, ``impl`` and ``ms`` (median wall time), and may
-carry ``compile_s`` and ``temp_mb`` (XLA's compiled temporary memory). Rows of
-the same ``bench``/``case`` are compared as ratios against the ``losses_jax``
-row by ``benchmarks/run.py``.
+carry ``compile_s``, ``temp_mb`` (XLA's compiled temporary memory) and, when
+timed in interleaved rounds (:func:`compared_rows`), ``paired_ratio`` with its
+spread (``paired_iqr``, ``paired_range``, ``rounds``). Rows of the same
+``bench``/``case`` are compared against the ``losses_jax`` row by
+``benchmarks/run.py``, which writes them to ``results.json``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from statistics import median
+from typing import Any
 
 import jax
 
@@ -55,7 +58,7 @@ def row(bench: str, case: str, impl: str, ms: float, **extra) -> dict:
     return {"bench": bench, "case": case, "impl": impl, "ms": ms, **extra}
 
 
-def optional_import(name: str):
+def optional_import(name: str) -> Any:
     """The module ``name``, or None when it is not installed (its columns are then skipped)."""
     try:
         return __import__(name)
@@ -89,27 +92,33 @@ def jitted_value_and_grad(loss: Callable, targets, preds) -> tuple[Callable, dic
     value_and_grad = jax.value_and_grad(lambda pred, true: loss(true, pred))
     start = time.perf_counter()
     compiled = jax.jit(value_and_grad).lower(preds, targets).compile()
-    extras = {"compile_s": time.perf_counter() - start}
+    extras: dict[str, float | None] = {"compile_s": time.perf_counter() - start}
     memory = compiled.memory_analysis()
     extras["temp_mb"] = None if memory is None else memory.temp_size_in_bytes / 2**20
     return (lambda: compiled(preds, targets)), extras
 
 
+def step_value(out) -> float:
+    """The loss value of a step's output: ``(value, grad)`` or the value alone."""
+    return float(out[0] if isinstance(out, tuple) else out)
+
+
 def compared_rows(
     bench: str, case: str, steps: dict[str, Callable], extras: dict, rounds: int, repeats: int
 ) -> list[dict]:
-    """Times ``steps`` (``impl -> step`` returning ``(value, grad)``) interleaved; one row each,
-    with its paired ratio and its value's relative difference from ``losses_jax``'s."""
-    values = {impl: float(step()[0]) for impl, step in steps.items()}
-    times, paired = interleaved_ms(steps, rounds, repeats)
+    """Times ``steps`` (``impl -> step`` returning ``(value, grad)`` or the value) interleaved;
+    one row each, with its paired ratio, that ratio's spread over the rounds (see
+    :func:`paired_spread`) and its value's relative difference from ``losses_jax``'s."""
+    values = {impl: step_value(step()) for impl, step in steps.items()}
+    per_round = interleaved_rounds(steps, rounds, repeats)
     reference = values["losses_jax"]
     return [
         row(
             bench,
             case,
             impl,
-            times[impl],
-            paired_ratio=paired[impl],
+            min(per_round[impl]),
+            **paired_spread(per_round[impl], per_round["losses_jax"]),
             rel_err=abs(values[impl] / reference - 1),
             **extras.get(impl, {}),
         )
@@ -117,19 +126,18 @@ def compared_rows(
     ]
 
 
-#: Seconds of sleep before each contender's turn in :func:`interleaved_ms`.
+#: Seconds of sleep before each contender's turn in :func:`interleaved_rounds`.
 IDLE_BETWEEN_STEPS_S = 0.02
 
 
-def interleaved_ms(
+def interleaved_rounds(
     steps: dict[str, Callable], rounds: int, repeats: int, budget_s: float = 0.5
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Interleaved timing: ``(best median ms, paired ratio)`` per step.
+) -> dict[str, list[float]]:
+    """Interleaved timing: per step, its median ms in each of ``rounds`` rounds.
 
     Each round times every step (a median of up to ``repeats`` calls; slow steps make as many
-    as fit in ``budget_s``, at least 2), in an order rotated from round to round. The paired
-    ratio is the median over rounds of a step's time over the first step's in the same round,
-    which a busy machine disturbs far less than the times themselves. Steps must be warm.
+    as fit in ``budget_s``, at least 2), in an order rotated from round to round, so that a
+    change in the machine's load falls on every contender of a round alike. Steps must be warm.
     """
     names = list(steps)
     calls = {}
@@ -148,14 +156,49 @@ def interleaved_ms(
             # three rounds of four) would share the two cores with them.
             time.sleep(IDLE_BETWEEN_STEPS_S)
             per_round[name].append(time_call(steps[name], repeats=calls[name], warmup=0))
-    first = per_round[names[0]]
-    paired = {
-        name: median(t / f for t, f in zip(times, first)) for name, times in per_round.items()
+    return per_round
+
+
+def quantile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (linear interpolation between order statistics)."""
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (position - low) * (ordered[high] - ordered[low])
+
+
+def paired_spread(times: list[float], reference: list[float]) -> dict:
+    """The paired ratio of ``times`` over ``reference`` (same rounds) and its spread.
+
+    ``paired_ratio``: the median over rounds of the round's time over the reference's time in
+    the same round, which a busy machine disturbs far less than the times themselves;
+    ``paired_iqr``: its interquartile range ``[q1, q3]`` over the rounds; ``paired_range``:
+    ``[min, max]``; ``rounds``: how many rounds.
+    """
+    ratios = [t / r for t, r in zip(times, reference)]
+    return {
+        "paired_ratio": median(ratios),
+        "paired_iqr": [quantile(ratios, 0.25), quantile(ratios, 0.75)],
+        "paired_range": [min(ratios), max(ratios)],
+        "rounds": len(ratios),
     }
-    return {name: min(times) for name, times in per_round.items()}, paired
 
 
-def bench_main(run: Callable, doc: str) -> None:
+def interleaved_ms(
+    steps: dict[str, Callable], rounds: int, repeats: int, budget_s: float = 0.5
+) -> tuple[dict[str, float], dict[str, float]]:
+    """``(best median ms, paired ratio to the first step)`` per step, from
+    :func:`interleaved_rounds`."""
+    per_round = interleaved_rounds(steps, rounds, repeats, budget_s)
+    first = per_round[next(iter(steps))]
+    return (
+        {name: min(times) for name, times in per_round.items()},
+        {name: paired_spread(times, first)["paired_ratio"] for name, times in per_round.items()},
+    )
+
+
+def bench_main(run: Callable, doc: str | None) -> None:
     """Command line of a benchmark module: ``python -m benchmarks.bench_X [--tiny]``."""
     import argparse
 

@@ -5,7 +5,8 @@ Every case times the batch-mean loss's value and gradient with respect to the lo
 (its default thread count, reported in the ``threads`` column). Contenders are timed in
 interleaved rounds (order rotated each round); ``ms`` is an implementation's best median and
 ``paired_ratio`` the median over rounds of its time over losses_jax's in the same round, the
-steadier figure on a busy machine. ``rel_err`` is the loss value's relative difference from
+steadier figure on a busy machine, with its spread over the rounds (``paired_iqr``,
+``paired_range``). ``rel_err`` is the loss value's relative difference from
 losses_jax's.
 
 Benches: ``ce_sparse`` (integer labels), ``ce_categorical`` (one-hot targets), ``focal_binary``
@@ -130,7 +131,7 @@ def main() -> None:
 
     from benchmarks.run import add_ratios, text_table
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--tiny", action="store_true", help="small shapes only (smoke test)")
     parser.add_argument("--only", nargs="+", choices=list(CLASSES), help="these benches only")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 11)")

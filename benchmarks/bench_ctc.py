@@ -10,8 +10,9 @@ Each JAX row carries ``compile_s`` (lowering plus compilation, no cache) and ``t
 (XLA's compiled temporary buffers, from ``memory_analysis``). PyTorch runs on the CPU with
 one thread (``torch.set_num_threads(1)``): log-softmax, ``ctc_loss`` and
 ``torch.autograd.grad``. ``rel_err`` is each library's relative difference from losses_jax's
-value. Times are the best median over interleaved rounds, so that the contenders share the
-machine's load alike.
+value. Contenders are timed in interleaved, order-rotated rounds (``benchmarks/_harness.py``):
+``ms`` is the best median and ``paired_ratio`` the median over rounds of a contender's time over
+losses_jax's in the same round, with its spread (``paired_iqr``, ``paired_range``).
 
 The inputs are random padded batches: output lengths in ``[3T/4, T]``, target lengths in
 ``[L/2, L]`` with repeated labels, all alignable.
@@ -34,19 +35,17 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import losses_jax as lj  # noqa: E402
-from benchmarks._harness import compile_seconds, row, temp_memory_mb, time_call  # noqa: E402
+from benchmarks._harness import (  # noqa: E402
+    compared_rows,
+    compile_seconds,
+    optional_import,
+    temp_memory_mb,
+)
 
 FULL_SHAPES = ((32, 200, 64, 40), (16, 500, 96, 100))
 TINY_SHAPES = ((4, 20, 8, 5),)
 GPU_SHAPE = (128, 1024, 256, 200)
 GPU_TINY_SHAPE = (8, 64, 32, 12)
-
-
-def optional_import(name: str):
-    try:
-        return __import__(name)
-    except ImportError:
-        return None
 
 
 optax = optional_import("optax")
@@ -115,15 +114,6 @@ def torch_steps(logits, labels, target_lengths, output_lengths) -> dict[str, Cal
     return {"ctc_value_and_grad": value_and_grad, "ctc_forward": forward}
 
 
-def interleaved_ms(steps: dict[str, Callable], rounds: int, repeats: int) -> dict[str, float]:
-    """Each step's best median over ``rounds`` interleaved rounds of ``repeats`` calls."""
-    best = dict.fromkeys(steps, float("inf"))
-    for _ in range(rounds):
-        for impl, step in steps.items():
-            best[impl] = min(best[impl], time_call(step, repeats=repeats, warmup=1))
-    return best
-
-
 def bench_shape(shape, rounds: int, repeats: int) -> list[dict]:
     logits_np, labels, target_lengths, output_lengths = make_inputs(shape)
     logits = jnp.asarray(logits_np)
@@ -134,7 +124,7 @@ def bench_shape(shape, rounds: int, repeats: int) -> list[dict]:
         ("ctc_value_and_grad", jax.value_and_grad),
         ("ctc_forward", lambda fn: fn),
     ):
-        steps, extras, values = {}, {}, {}
+        steps, extras = {}, {}
         for impl, loss in losses.items():
             fn = transform(loss)
             # compile time first: once compiled, JAX's cache would answer instead
@@ -147,22 +137,7 @@ def bench_shape(shape, rounds: int, repeats: int) -> list[dict]:
         if torch is not None and jax.default_backend() == "cpu":
             steps["torch"] = torch_steps(logits_np, labels, target_lengths, output_lengths)[bench]
             extras["torch"] = {"threads": torch.get_num_threads()}
-        for impl, step in steps.items():
-            out = step()
-            values[impl] = float(out[0] if isinstance(out, tuple) else out)
-        times = interleaved_ms(steps, rounds, repeats)
-        reference = values["losses_jax"]
-        rows += [
-            row(
-                bench,
-                case,
-                impl,
-                times[impl],
-                rel_err=abs(values[impl] / reference - 1),
-                **extras[impl],
-            )
-            for impl in steps
-        ]
+        rows += compared_rows(bench, case, steps, extras, rounds, repeats)
     return rows
 
 
@@ -173,14 +148,14 @@ def run(tiny: bool = False, gpu: bool | None = None) -> list[dict]:
     """
     if gpu is None:
         gpu = jax.default_backend() == "gpu"
-    shapes, rounds, repeats = (TINY_SHAPES, 1, 3) if tiny else (FULL_SHAPES, 7, 10)
+    shapes, rounds, repeats = (TINY_SHAPES, 1, 3) if tiny else (FULL_SHAPES, 11, 10)
     if gpu:
         shapes = (*shapes, GPU_TINY_SHAPE if tiny else GPU_SHAPE)
     return [r for shape in shapes for r in bench_shape(shape, rounds, repeats)]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--tiny", action="store_true", help="one small shape (smoke test)")
     parser.add_argument(
         "--gpu", action="store_true", help=f"add the case B,T,K,L={GPU_SHAPE} (any backend)"

@@ -9,8 +9,11 @@ the classifier. The naive contenders form the full ``(N, V)`` logits: optax
   memory (``temp_mb``), and for losses_jax: ``temp_vs_naive`` (its temp_mb over optax's) and
   ``rel_err``, the largest relative difference from optax's value and gradients (each
   gradient's max-abs error over its max-abs entry).
-* ``linear_ce_chunks``: losses_jax's time and memory per vocabulary chunk size (the default is
-  2048).
+* the same case with ``LinearCrossEntropy`` (the fused reduction: gradients in the forward
+  pass), torch 2.13's chunked ``F.linear_cross_entropy`` and a bfloat16 case; ``vs_naive`` is
+  the median over interleaved rounds of each one's time over optax's in the same round;
+* ``linear_ce_chunks`` (``chunk_sweep``, not in ``run``): the per-token kernel's time and memory
+  per vocabulary chunk size.
 * ``linear_ce_memory``: compiled temporary memory as N and V grow (compile only, no run).
 
 Run: ``python -m benchmarks.bench_linear_ce [--tiny]``.
@@ -19,6 +22,7 @@ Run: ``python -m benchmarks.bench_linear_ce [--tiny]``.
 from __future__ import annotations
 
 from statistics import median
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +32,7 @@ import optax
 import losses_jax as lj
 from benchmarks._harness import (
     bench_main,
+    block,
     compile_seconds,
     optional_import,
     row,
@@ -62,6 +67,12 @@ def naive_loss(e, w, labels):
 
 def our_loss(**options):
     return lambda e, w, labels: jnp.mean(lj.linear_cross_entropy(labels, e, w, **options))
+
+
+def fused_loss(**options):
+    """The class: its reduction computes the gradients in the forward pass."""
+    loss = lj.LinearCrossEntropy(**options)
+    return lambda e, w, labels: loss(labels, e, classifier=w)
 
 
 def value_and_grad(loss):
@@ -101,25 +112,62 @@ def interleaved_ms(fns: dict, args: tuple, rounds: int) -> dict[str, float]:
     return {name: median(t) for name, t in times.items()}
 
 
-def main_case(shape, rounds: int) -> list[dict]:
+def torch_chunked_step(e, w, labels):
+    """torch 2.13's ``F.linear_cross_entropy`` with ``LinearCrossEntropyOptions()``."""
+    e_t = torch.tensor(e, requires_grad=True)
+    w_t = torch.tensor(np.ascontiguousarray(w.T), requires_grad=True)  # (V, D), torch's layout
+    y_t = torch.tensor(labels, dtype=torch.long)
+    options = torch.nn.LinearCrossEntropyOptions()
+
+    def step():
+        loss = torch.nn.functional.linear_cross_entropy(e_t, w_t, y_t, options=options)
+        return loss, torch.autograd.grad(loss, (e_t, w_t))
+
+    return step
+
+
+def paired_ms(fns: dict, args: tuple, rounds: int, reference: str) -> dict[str, tuple]:
+    """(median ms, median over rounds of ms / the reference's ms in the same round) per fn."""
+    for fn in fns.values():
+        block(fn(*args))  # compile / warm up
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name].append(time_call(fn, *args, repeats=1, warmup=0))
+    ref = np.array(times[reference])
+    return {k: (median(t), float(np.median(np.array(t) / ref))) for k, t in times.items()}
+
+
+def main_case(shape, rounds: int, dtype=jnp.float32) -> list[dict]:
+    """Per-token function, fused class, naive optax path and torch (f32), paired per round."""
     n, d, v = shape
     e, w, labels = (jnp.asarray(x) for x in make_inputs(n, d, v))
-    case = f"N={n} D={d} V={v} f32"
-    fns = {"losses_jax": value_and_grad(our_loss()), NAIVE: value_and_grad(naive_loss)}
+    e, w = e.astype(dtype), w.astype(dtype)
+    case = f"N={n} D={d} V={v} {jnp.dtype(dtype).name}"
+    fns = {
+        "losses_jax": value_and_grad(our_loss()),
+        "losses_jax fused class": value_and_grad(fused_loss()),
+        NAIVE: value_and_grad(naive_loss),
+    }
     compile_s = {impl: compile_seconds(fn, e, w, labels) for impl, fn in fns.items()}
     temp_mb = {impl: temp_memory_mb(fn, e, w, labels) for impl, fn in fns.items()}
-    jitted = {impl: jax.jit(fn) for impl, fn in fns.items()}
-    ms = interleaved_ms(jitted, (e, w, labels), rounds)
-    error = relative_error(jitted["losses_jax"](e, w, labels), jitted[NAIVE](e, w, labels))
-    rows = [
-        row(BENCH, case, "losses_jax", ms["losses_jax"], compile_s=compile_s["losses_jax"],
-            temp_mb=temp_mb["losses_jax"], temp_vs_naive=temp_mb["losses_jax"] / temp_mb[NAIVE],
-            rel_err=error),
-        row(BENCH, case, NAIVE, ms[NAIVE], compile_s=compile_s[NAIVE], temp_mb=temp_mb[NAIVE]),
-    ]  # fmt: skip
-    if torch is not None:
-        step = torch_value_and_grad(*make_inputs(n, d, v))
-        rows.append(row(BENCH, case, "torch", time_call(step, repeats=rounds, warmup=1)))
+    timed: dict[str, Any] = {impl: jax.jit(fn) for impl, fn in fns.items()}
+    if torch is not None and dtype == jnp.float32:
+        numpy_inputs = make_inputs(n, d, v)
+        chunked, plain = torch_chunked_step(*numpy_inputs), torch_value_and_grad(*numpy_inputs)
+        timed["torch linear_cross_entropy"] = lambda *_: chunked()
+        timed["torch naive"] = lambda *_: plain()
+    ms = paired_ms(timed, (e, w, labels), rounds, NAIVE)
+    reference = timed[NAIVE](e, w, labels)
+    rows = []
+    for impl, (t, ratio) in ms.items():
+        extra = {"vs_naive": ratio}
+        if impl in fns:
+            extra.update(compile_s=compile_s[impl], temp_mb=temp_mb[impl],
+                         temp_vs_naive=temp_mb[impl] / temp_mb[NAIVE])  # fmt: skip
+            if impl != NAIVE:
+                extra["rel_err"] = relative_error(timed[impl](e, w, labels), reference)
+        rows.append(row(BENCH, case, impl, t, **extra))
     return rows
 
 
@@ -144,11 +192,14 @@ def memory_growth(shapes) -> list[dict]:
         w = jax.ShapeDtypeStruct((d, v), jnp.float32)
         labels = jax.ShapeDtypeStruct((n,), jnp.int32)
         ours = temp_memory_mb(value_and_grad(our_loss()), e, w, labels)
+        fused = temp_memory_mb(value_and_grad(fused_loss()), e, w, labels)
         naive = temp_memory_mb(value_and_grad(naive_loss), e, w, labels)
         case = f"N={n} D={d} V={v}"
         logits_mb = n * v * 4 / 2**20
         rows.append(row(f"{BENCH}_memory", case, "losses_jax", float("nan"), temp_mb=ours,
                         temp_vs_naive=ours / naive, logits_mb=logits_mb))  # fmt: skip
+        rows.append(row(f"{BENCH}_memory", case, "losses_jax fused class", float("nan"),
+                        temp_mb=fused, temp_vs_naive=fused / naive, logits_mb=logits_mb))  # fmt: skip
         rows.append(row(f"{BENCH}_memory", case, NAIVE, float("nan"), temp_mb=naive,
                         logits_mb=logits_mb))  # fmt: skip
     return rows
@@ -158,10 +209,15 @@ def run(tiny: bool = False) -> list[dict]:
     """The timing case, the chunk sweep and the memory table (``tiny``: small shapes only)."""
     if tiny:
         n, d, v = TINY_SHAPE
-        return main_case(TINY_SHAPE, rounds=3) + memory_growth([(n, d, v), (4 * n, d, 4 * v)])
+        small = main_case(TINY_SHAPE, rounds=3) + main_case(TINY_SHAPE, 2, jnp.bfloat16)
+        return small + memory_growth([(n, d, v), (4 * n, d, 4 * v)])
     shapes = [(n, GROWTH_D, 32768) for n in GROWTH_N]
     shapes += [(2048, GROWTH_D, v) for v in GROWTH_V if v != 32768]
-    return main_case(MAIN_SHAPE, rounds=7) + chunk_sweep(MAIN_SHAPE, 5) + memory_growth(shapes)
+    return (
+        main_case(MAIN_SHAPE, rounds=5)
+        + main_case(MAIN_SHAPE, rounds=3, dtype=jnp.bfloat16)
+        + memory_growth(shapes)
+    )
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ Each case times the batch-mean loss's value and gradient with respect to the pre
 jitted ``jax.value_and_grad`` for the JAX libraries (losses_jax, optax, Keras 3 on the JAX
 backend), forward plus ``torch.autograd.grad`` for torch on the CPU (its thread count in the
 ``threads`` column), wherever the library has the loss (optax has no MAE, torch no LogCosh).
-Contenders are timed in interleaved rounds and each keeps its best median, so a busy machine
-disturbs them alike. ``rel_err`` is the loss value's relative difference from losses_jax's.
+Contenders are timed in interleaved, order-rotated rounds: ``ms`` is the best median and
+``paired_ratio`` the median over rounds of a contender's time over losses_jax's in the same
+round, with its spread (``paired_iqr``, ``paired_range``), the figure to read on a busy machine.
+``rel_err`` is the loss value's relative difference from losses_jax's.
 The focal losses are benchmarked with the cross-entropies, in ``bench_ce``.
 
 Run: ``python -m benchmarks.bench_regression [--tiny]``.
@@ -103,7 +105,7 @@ def bench_case(bench: str, shape: tuple[int, int], rounds: int, repeats: int) ->
 
 def run(tiny: bool = False) -> list[dict]:
     """Rows for every loss and shape (``tiny``: one small shape, a smoke test)."""
-    shapes, rounds, repeats = (TINY_SHAPES, 1, 3) if tiny else (FULL_SHAPES, 9, 10)
+    shapes, rounds, repeats = (TINY_SHAPES, 1, 3) if tiny else (FULL_SHAPES, 15, 10)
     return [
         r
         for bench in LOSS_CLASSES

@@ -4,12 +4,15 @@ Usage::
 
     python -m benchmarks.run [--tiny] [--gpu] [--out benchmarks]
 
-Every ``benchmarks/bench_*.py`` module present is imported and its ``run(tiny=...)`` called.
-The rows (see ``benchmarks/_harness.py``) are printed as one table, with each implementation's
-time as a ratio to the ``losses_jax`` row of the same bench and case (``2.0`` means twice as
-slow as losses_jax). ``<out>/RESULTS.md`` gets the tables, the machine and library versions and
-the command line; ``<out>/results.png`` charts the ratios. A module that fails is reported and
-skipped; the others still run.
+Every ``benchmarks/bench_*.py`` module present (or those named by ``--only``) is imported and
+its ``run(tiny=...)`` called. The rows (see ``benchmarks/_harness.py``) are printed as one
+table, with each implementation's time as a ratio to the ``losses_jax`` row of the same bench
+and case (``2.0`` means twice as slow as losses_jax; ``paired_ratio``, where measured, is the
+one to read). The rows, the command line, the machine and library versions are merged into
+``<out>/results.json`` (the modules run replace their own rows; see ``benchmarks/results.py``),
+from which ``<out>/RESULTS.md`` and one chart per module, ``<out>/<module>.png``
+(``benchmarks/plot.py``), are regenerated. A module that fails is reported and skipped; the
+others still run.
 
 Without ``--gpu`` JAX is pinned to the CPU (``JAX_PLATFORMS=cpu``); with it, JAX must find a GPU.
 ``--tiny`` runs the smallest shapes only: a smoke test of the suite, not a measurement.
@@ -18,6 +21,7 @@ Without ``--gpu`` JAX is pinned to the CPU (``JAX_PLATFORMS=cpu``); with it, JAX
 from __future__ import annotations
 
 import argparse
+import datetime
 import importlib
 import math
 import os
@@ -28,6 +32,7 @@ import traceback
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import TypeGuard
 
 REFERENCE_IMPL = "losses_jax"
 BENCH_DIR = Path(__file__).resolve().parent
@@ -38,12 +43,12 @@ VERSIONED_PACKAGES = ("jax", "jaxlib", "optax", "keras", "torch", "flax", "numpy
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.run", description=__doc__.split("\n")[0]
+        prog="python -m benchmarks.run", description=(__doc__ or "").split("\n")[0]
     )
     parser.add_argument("--tiny", action="store_true", help="smallest shapes only (smoke test)")
     parser.add_argument("--gpu", action="store_true", help="run JAX on the GPU (default: CPU)")
     parser.add_argument(
-        "--out", default=str(BENCH_DIR), help="folder for RESULTS.md and results.png"
+        "--out", default=str(BENCH_DIR), help="folder for results.json, RESULTS.md, charts"
     )
     parser.add_argument(
         "--only",
@@ -94,7 +99,7 @@ def run_module(name: str, tiny: bool) -> tuple[list[dict], str | None]:
     return rows, None
 
 
-def is_number(value) -> bool:
+def is_number(value) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -114,16 +119,18 @@ def add_ratios(rows: list[dict]) -> list[dict]:
 
 
 def geometric_mean_ratios(rows: list[dict]) -> dict[str, tuple[float, int]]:
-    """Per other implementation: the geometric mean of its ratios and how many cases it has."""
+    """Per other implementation: the geometric mean of its ratios (paired where measured) and
+    how many cases it has."""
     logs: dict[str, list[float]] = {}
     for row in rows:
-        if row["impl"] != REFERENCE_IMPL and is_number(row.get("ratio")) and row["ratio"] > 0:
-            logs.setdefault(row["impl"], []).append(math.log(row["ratio"]))
+        ratio = row["paired_ratio"] if "paired_ratio" in row else row.get("ratio")
+        if row["impl"] != REFERENCE_IMPL and is_number(ratio) and ratio > 0:
+            logs.setdefault(row["impl"], []).append(math.log(ratio))
     return {impl: (math.exp(sum(v) / len(v)), len(v)) for impl, v in sorted(logs.items())}
 
 
 def table_columns(rows: list[dict]) -> list[str]:
-    columns = list(LEADING_COLUMNS)
+    columns: list[str] = list(LEADING_COLUMNS)
     for row in rows:
         columns += [key for key in row if key not in columns]
     return columns
@@ -132,8 +139,10 @@ def table_columns(rows: list[dict]) -> list[str]:
 def format_cell(key: str, value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if key == "ratio" and is_number(value):
+    if key in ("ratio", "paired_ratio") and is_number(value):
         return f"{value:.2f}x"
+    if isinstance(value, (list, tuple)):  # a spread, [low, high]
+        return "-".join(f"{v:.2f}" if is_number(v) else "?" for v in value)
     if key == "ms" and is_number(value):
         return f"{value:.3f}"
     if isinstance(value, float):
@@ -189,86 +198,29 @@ def machine_info() -> dict[str, str]:
     return info
 
 
-def write_markdown(path: Path, rows, errors, timings, info, command, tiny) -> None:
-    lines = ["# Benchmark results", ""]
-    if tiny:
-        lines += [
-            "> `--tiny` run: smallest shapes only, a smoke test; the times are not meaningful.",
-            "",
-        ]
-    lines += [
-        f"Command: `{command}`",
-        "",
-        "`ms` is the median wall time of a jitted value-and-gradient call (see each module for",
-        "what it measures); `ratio` is ms relative to the `losses_jax` row of the same case",
-        "(> 1: losses_jax is faster).",
-        "",
-        "## Machine",
-        "",
-        *[f"- {key}: {value}" for key, value in info.items()],
-        "",
-        "## Summary (geometric mean of ratios vs losses_jax)",
-        "",
-    ]
-    summary = geometric_mean_ratios(rows)
-    if summary:
-        lines += ["| impl | geomean ratio | cases |", "|---|---|---|"]
-        lines += [f"| {impl} | {gm:.2f}x | {n} |" for impl, (gm, n) in summary.items()]
-    else:
-        lines.append("No comparable rows.")
-    lines += ["", "## Modules", "", "| module | seconds | status |", "|---|---|---|"]
-    for name, seconds in timings.items():
-        status = "failed" if name in errors else "ok"
-        lines.append(f"| {name} | {seconds:.1f} | {status} |")
-    for bench in dict.fromkeys(row["bench"] for row in rows):
-        lines += ["", f"## {bench}", "", markdown_table([r for r in rows if r["bench"] == bench])]
-    if errors:
-        lines += ["", "## Errors", ""]
-        for name, text in errors.items():
-            lines += [f"### {name}", "", "```", text, "```", ""]
-    path.write_text("\n".join(lines).rstrip() + "\n")
+def module_title(name: str) -> str:
+    """The first line of ``benchmarks.<name>``'s docstring (the module is already imported)."""
+    module = sys.modules.get(f"benchmarks.{name}")
+    return ((module.__doc__ if module else None) or "").strip().split("\n")[0]
 
 
-def plot_ratios(path: Path, rows: list[dict]) -> str | None:
-    """Horizontal bars of every non-reference ratio, one group per bench/case; None if no plot."""
-    points = [r for r in rows if r["impl"] != REFERENCE_IMPL and is_number(r.get("ratio"))]
-    if not points:
-        return "no ratios to plot"
+def write_outputs(out: Path, rows: list[dict], runs: dict, machine: dict, tiny: bool) -> None:
+    """Merges the run into ``out/results.json``; regenerates RESULTS.md and the charts from it."""
+    from benchmarks import results
+
+    merged = results.merge(results.load(out / "results.json"), runs, rows, machine, tiny)
+    results.save(merged, out / "results.json")
     try:
-        import matplotlib
+        from benchmarks.plot import plot_all
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import matplotlib.ticker
+        charts = plot_all(merged, out)
     except ImportError:
-        return "matplotlib is not installed"
-    cases = list(dict.fromkeys(f"{r['bench']} / {r['case']}" for r in points))
-    impls = list(dict.fromkeys(r["impl"] for r in points))
-    bar = 0.8 / len(impls)
-    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.32 * len(cases) * max(1, len(impls) / 2)))
-    for k, impl in enumerate(impls):
-        ys, xs = [], []
-        for r in points:
-            if r["impl"] == impl:
-                ys.append(cases.index(f"{r['bench']} / {r['case']}") + k * bar - 0.4 + bar / 2)
-                xs.append(r["ratio"])
-        # bars grow from 1x: right of the line losses_jax is faster, left of it slower
-        ax.barh(ys, [x - 1.0 for x in xs], left=1.0, height=bar, label=impl)
-    ax.axvline(1.0, color="black", linewidth=1)
-    ax.set_xscale("log")
-    ratio_label = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}x")
-    # Labelled ticks at a few round ratios only: every minor tick labelled overlaps below 1x.
-    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([0.25, 0.5, 1, 2, 3, 5, 10, 20]))
-    ax.xaxis.set_major_formatter(ratio_label)
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_yticks(range(len(cases)), cases, fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel("time relative to losses_jax (> 1: losses_jax is faster)")
-    ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return None
+        charts = {}
+        print("matplotlib is not installed: no charts")
+    notes = results.existing_notes(out / "RESULTS.md")
+    (out / "RESULTS.md").write_text(results.markdown(merged, charts, notes))
+    print(f"   wrote {out / 'results.json'}, {out / 'RESULTS.md'}", end="")
+    print("".join(f", {out / name}" for name in charts.values()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -281,19 +233,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rows: list[dict] = []
     errors: dict[str, str] = {}
-    timings: dict[str, float] = {}
+    runs: dict[str, dict] = {}
     start = time.perf_counter()
+    machine = machine_info()
     for name in discover_modules(args.only):
         print(f"== {name}", flush=True)
-        t0 = time.perf_counter()
+        t0, load_before = time.perf_counter(), os.getloadavg()[0]
         module_rows, error = run_module(name, args.tiny)
-        timings[name] = time.perf_counter() - t0
-        rows += module_rows
+        seconds = time.perf_counter() - t0
+        rows += [{"module": name, **r} for r in module_rows]
+        runs[name] = {
+            "title": module_title(name),
+            "command": command,
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "seconds": seconds,
+            "load_average": [load_before, os.getloadavg()[0]],
+            "status": "failed" if error else "ok",
+            "error": error,
+        }
         if error:
             errors[name] = error
-            print(f"   FAILED after {timings[name]:.1f} s:\n{error}", flush=True)
+            print(f"   FAILED after {seconds:.1f} s:\n{error}", flush=True)
         else:
-            print(f"   {len(module_rows)} rows in {timings[name]:.1f} s", flush=True)
+            print(f"   {len(module_rows)} rows in {seconds:.1f} s", flush=True)
+        # Recorded module by module: an interrupted run keeps what it has measured.
+        module_rows = add_ratios([r for r in rows if r["module"] == name])
+        write_outputs(out, module_rows, {name: runs[name]}, machine, args.tiny)
 
     rows = add_ratios(rows)
     print()
@@ -301,13 +266,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     for impl, (gm, n) in geometric_mean_ratios(rows).items():
         print(f"{impl}: geometric-mean time ratio vs losses_jax {gm:.2f}x over {n} cases")
 
-    info = machine_info()
-    write_markdown(out / "RESULTS.md", rows, errors, timings, info, command, args.tiny)
-    skipped = plot_ratios(out / "results.png", rows)
-    print(
-        f"\nwrote {out / 'RESULTS.md'}"
-        + (f" (no chart: {skipped})" if skipped else f" and {out / 'results.png'}")
-    )
     print(f"total {time.perf_counter() - start:.1f} s; modules with errors: {len(errors)}")
     return 1 if errors else 0
 

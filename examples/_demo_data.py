@@ -52,13 +52,15 @@ class Strips:
 
 def load_splits(seed: int, test_fraction: float = 0.25) -> tuple[Split, Split]:
     """Stratified train/test split of the digits, pixel values scaled from [0, 16] to [0, 1]."""
-    digits = load_digits()
-    images = (digits.images / 16.0).astype(np.float32)
-    labels = digits.target.astype(np.int32)
+    pixels, digit_labels = load_digits(return_X_y=True)  # (N, 64) rows of 8x8 images
+    images = (np.asarray(pixels).reshape(-1, 8, 8) / 16.0).astype(np.float32)
+    labels = np.asarray(digit_labels).astype(np.int32)
     x_train, x_test, y_train, y_test = train_test_split(
         images, labels, test_size=test_fraction, random_state=seed, stratify=labels
     )
-    return Split(x_train, y_train), Split(x_test, y_test)
+    return Split(np.asarray(x_train), np.asarray(y_train)), Split(
+        np.asarray(x_test), np.asarray(y_test)
+    )
 
 
 def make_strips(split: Split, count: int, rng: np.random.Generator) -> Strips:

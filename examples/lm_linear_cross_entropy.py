@@ -37,7 +37,9 @@ PHRASES = 16
 PAD_ID = 0  # input token at padded positions
 IGNORE = -100  # label at padded positions (and nowhere else)
 Z_LOSS = 1e-4
-LOSS = lj.LinearCrossEntropy(ignore_class=IGNORE, z_loss=Z_LOSS)
+# Blocks of 128 tokens: at this small size the default block (as many tokens as fit 2**21
+# logits) would hold the whole batch at once.
+LOSS = lj.LinearCrossEntropy(ignore_class=IGNORE, z_loss=Z_LOSS, token_chunk_size=128)
 
 
 # --------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ Reductions and their divisors (Keras 3's, exactly)::
 Two hooks let a subclass adjust this without overriding ``__call__``: :meth:`Loss.loss_mask`
 (entries to leave out, e.g. ignored labels or empty lists) and :meth:`Loss.divisor_weights`
 (what each entry counts in the divisor of ``"mean_with_sample_weight"``, e.g. the class
-weight of its label, PyTorch's class-weighted mean).
+weight of its label, PyTorch's class-weighted mean). A third, :meth:`Loss.weighted_sum`, lets a
+loss compute the reduced value itself in one fused pass (its weights read off the reduction).
 
 Loss objects are immutable, hashable and registered as pytrees with no leaves, so they can be
 closed over or passed as static arguments through :func:`jax.jit`, :func:`jax.vmap` and
@@ -135,6 +136,10 @@ class Loss(metaclass=_FrozenAfterInit):
     function: ClassVar[Callable[..., jax.Array] | None] = None
     #: Whether ``y_true`` holds class ids, kept exact instead of cast to the compute dtype.
     labels_are_ids: ClassVar[bool] = False
+    #: Whether the call's ``mask`` also reaches ``function`` as its ``where=`` rows (and-ed
+    #: with any ``where`` given): for batch-coupled losses, whose per-sample values depend on
+    #: the other rows, a masked (padded) row must leave the computation, not just the reduction.
+    mask_is_where: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -200,21 +205,32 @@ class Loss(metaclass=_FrozenAfterInit):
         """
         targets = jax.tree_util.tree_map(self._convert_y_true, y_true)
         predictions = jax.tree_util.tree_map(self._convert_y_pred, y_pred)
-        losses = self.call(targets, predictions, **inputs)
-        own_mask = self.loss_mask(targets, predictions, losses, **inputs)
-        if own_mask is not None:
-            mask = own_mask if mask is None else combine_masks(own_mask, mask)
-        divisor_weights = None
-        if self.reduction == "mean_with_sample_weight":
-            divisor_weights = self.divisor_weights(targets, predictions, **inputs)
-        return reduce_weighted_values(
-            losses,
-            sample_weight=sample_weight,
-            mask=mask,
-            reduction=self.reduction,
-            dtype=self.dtype,
-            divisor_weights=divisor_weights,
-        )
+        if self.mask_is_where and mask is not None:
+            where = inputs.get("where")
+            inputs = {**inputs, "where": mask if where is None else jnp.logical_and(where, mask)}
+
+        def reduce(losses: jax.Array) -> jax.Array:
+            own_mask = self.loss_mask(targets, predictions, losses, **inputs)
+            full_mask = mask
+            if own_mask is not None:
+                full_mask = own_mask if mask is None else combine_masks(own_mask, mask)
+            divisor_weights = None
+            if self.reduction == "mean_with_sample_weight":
+                divisor_weights = self.divisor_weights(targets, predictions, **inputs)
+            return reduce_weighted_values(
+                losses,
+                sample_weight=sample_weight,
+                mask=full_mask,
+                reduction=self.reduction,
+                dtype=self.dtype,
+                divisor_weights=divisor_weights,
+            )
+
+        if self.reduction not in (None, "none"):
+            fused = self.weighted_sum(targets, predictions, reduce, **inputs)
+            if fused is not None:
+                return fused
+        return reduce(self.call(targets, predictions, **inputs))
 
     def _convert_y_pred(self, x: ArrayLike) -> jax.Array:
         return as_float_array(x, "y_pred", self.dtype)
@@ -242,6 +258,18 @@ class Loss(metaclass=_FrozenAfterInit):
         Keras attaches such a mask to the losses (e.g. ``ignore_class``); here a subclass
         returns it. It is combined with the caller's ``mask`` by logical and. ``inputs`` are
         the call's further arrays (e.g. ``where=`` of the list ranking losses).
+        """
+        return None
+
+    def weighted_sum(
+        self, y_true: jax.Array, y_pred: jax.Array, reduce: Callable, **inputs: Any
+    ) -> Any:
+        """The reduced loss computed in one fused pass, or ``None`` (the default: the plain path).
+
+        ``reduce`` maps per-sample losses to the reduced loss; it is linear in them (weights,
+        masks and divisor do not depend on the losses), so a loss whose gradients are cheaper
+        computed together with its value (:class:`~losses_jax.LinearCrossEntropy`) can take
+        its weights from ``reduce`` and return ``sum(weights * losses)`` itself.
         """
         return None
 

@@ -2,9 +2,9 @@
 
 One row per loss (or loss helper) that ``optax.losses`` exports and per loss function of
 ``torch.nn.functional``: its losses_jax equivalent and how the arguments map, or ``None`` and
-the reason. The README's "Migrating from optax/PyTorch" tables are generated from these rows
-(``python -m losses_jax.migration --markdown``) and a test checks that they are equal, so the
-tables cannot drift from the package.
+the reason. The documentation's "Migrating" tables and the optax/PyTorch columns of its
+catalogue are generated from these rows when the site is built (``docs/generate.py``;
+``python -m losses_jax.migration --markdown`` prints the tables), so they cannot drift.
 
 Argument order: optax losses take ``(logits, labels)`` (or ``(predictions, targets)``), PyTorch
 losses ``(input, target)``; every losses_jax function takes ``(y_true, y_pred)``, so the two
@@ -53,7 +53,7 @@ _LOGITS = (("logits", "y_pred"), ("labels", "y_true"))
 _PREDICTIONS = (("predictions", "y_pred"), ("targets", "y_true"))
 _INPUT = (("input", "y_pred"), ("target", "y_true"))
 _PAIR = (("input1", "y_pred"), ("input2", "y_pred_other"), ("target", "y_true"))
-_PLANNED = "planned for the representation-learning family (anchor/positive/negative inputs)"
+_PLANNED = "no equivalent: `triplet_margin` takes p-norm distances only, not a distance function"
 _LAST_AXIS = "optax is elementwise; ours averages the last axis (Keras)"
 _TORCH_MEAN = "sum_over_batch_size"
 
@@ -77,7 +77,7 @@ OPTAX: tuple[Migration, ...] = (
     Migration("multiclass_hinge_loss", "multiclass_hinge", "MulticlassHinge", (("scores", "y_pred"), ("labels", "y_true"))),
     Migration("multiclass_perceptron_loss", "multiclass_perceptron", "MulticlassPerceptron", (("scores", "y_pred"), ("labels", "y_true"))),
     Migration("multiclass_sparsemax_loss", "sparsemax", "Sparsemax", (("scores", "y_pred"), ("labels", "y_true"))),
-    Migration("ntxent", None, note=_PLANNED),
+    Migration("ntxent", "ntxent", "NTXent", (("embeddings", "y_pred"), ("labels", "y_true"), ("temperature", "temperature")), reduction="sum_over_batch_size", note="the class's mean over anchors with a positive is optax's mean over positive pairs; `where=`/`mask=` drop padded rows"),
     Migration("perceptron_loss", "perceptron", "Perceptron", (("predictor_outputs", "y_pred"), ("targets", "y_true")), note=_LAST_AXIS),
     Migration("poly_loss_cross_entropy", "poly_crossentropy", "PolyCrossentropy", _LOGITS, (("from_logits", True),), note="no `where`"),
     Migration("ranking_softmax_loss", "listwise_softmax", "ListwiseSoftmax", _LOGITS + (("where", "where"), ("weights", "item_weight")), reduction="sum_over_batch_size", note="`reduce_fn` is the class's `reduction`"),
@@ -89,7 +89,7 @@ OPTAX: tuple[Migration, ...] = (
     Migration("softmax_cross_entropy_with_integer_labels", "sparse_categorical_crossentropy", "SparseCategoricalCrossentropy", _LOGITS, (("from_logits", True),), note="no `where`; `ignore_class` masks a label"),
     Migration("sparsemax_loss", "binary_sparsemax", "BinarySparsemax", _LOGITS),
     Migration("squared_error", "mean_squared_error", "MeanSquaredError", _PREDICTIONS, note=_LAST_AXIS),
-    Migration("triplet_margin_loss", None, note=_PLANNED),
+    Migration("triplet_margin_loss", "triplet_margin", "TripletMargin", (("anchors", "y_true"), ("positives", "y_pred"), ("negatives", "negative"), ("margin", "margin"), ("norm_degree", "p"), ("eps", "eps")), note="optax adds `eps` inside the p-th power sum, ours (PyTorch's) to each difference: equal with `eps=0`"),
 )  # fmt: skip
 
 TORCH: tuple[Migration, ...] = (
@@ -113,7 +113,7 @@ TORCH: tuple[Migration, ...] = (
     Migration("poisson_nll_loss", "poisson", "Poisson", _INPUT + (("log_input", "log_input"), ("full", "full"), ("eps", "eps")), (("log_input", True),), reduction=_TORCH_MEAN, note="ours averages the last axis"),
     Migration("smooth_l1_loss", "smooth_l1", "SmoothL1", _INPUT + (("beta", "beta"),), reduction=_TORCH_MEAN, note="ours averages the last axis"),
     Migration("soft_margin_loss", "soft_margin", "SoftMargin", _INPUT, reduction=_TORCH_MEAN, note="ours averages the last axis"),
-    Migration("triplet_margin_loss", None, note=_PLANNED),
+    Migration("triplet_margin_loss", "triplet_margin", "TripletMargin", (("anchor", "y_true"), ("positive", "y_pred"), ("negative", "negative"), ("margin", "margin"), ("p", "p"), ("eps", "eps"), ("swap", "swap")), reduction=_TORCH_MEAN),
     Migration("triplet_margin_with_distance_loss", None, note=_PLANNED),
 )  # fmt: skip
 

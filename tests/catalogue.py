@@ -56,7 +56,8 @@ class Entry:
             size, or the vocabulary of LinearCrossEntropy).
         default_width: the ``width`` used when none is given.
         pred_kind: ``options -> kind`` of ``y_pred``: "logits", "probabilities", "real",
-            "rates" (>= 0), "distribution", "masks" (in [0, 1]) or "embeddings".
+            "rates" (>= 0), "distribution", "masks" (in [0, 1]), "embeddings" or
+            "log_probs" (<= 0: log-probabilities of sequences or tokens).
         sparse_labels: whether ``y_true`` holds integer class ids.
         activation: "sigmoid"/"softmax" for losses with ``from_logits`` (maps logits to the
             probabilities ``from_logits=False`` expects), else None.
@@ -290,6 +291,17 @@ def _linear_ce_inputs(rng, batch_shape, options, width):
     return Inputs(labels.astype(np.int32), _f32(embeddings), {"classifier": _f32(classifier)})
 
 
+def _linear_distillation_inputs(rng, batch_shape, options, width):
+    """Teacher hidden states (y_true, a wider head) and the student's (y_pred), two classifiers."""
+    teacher = rng.normal(size=(*batch_shape, EMBED_DIM + 2))
+    student = rng.normal(size=(*batch_shape, EMBED_DIM))
+    extra = {
+        "classifier": _f32(rng.normal(0.0, 0.5, size=(EMBED_DIM, width))),
+        "teacher_classifier": _f32(rng.normal(0.0, 0.5, size=(EMBED_DIM + 2, width))),
+    }
+    return Inputs(_f32(teacher), _f32(student), extra)
+
+
 def _class_id_inputs(rng, batch_shape, options, width):
     """Integer class ids and real class scores."""
     labels = rng.integers(0, width, size=batch_shape)
@@ -366,6 +378,84 @@ def _segmentation_inputs(rng, batch_shape, options, width):
     y_true = np.eye(width)[rng.integers(0, width, size=pixels)]
     scores = _class_scores(rng, pixels, {"from_logits": options.get("from_logits", True)}, width)
     return Inputs(_f32(y_true), _f32(scores))
+
+
+POLICY_TOKENS = 5
+
+
+def _log_prob_near(rng, log_probs, spread):
+    """Other log-probs of the same completions (a reference or earlier policy), at most -0.01."""
+    return np.minimum(log_probs + rng.normal(0.0, spread, size=log_probs.shape), -0.01)
+
+
+def _preference_pair_inputs(rng, batch_shape, options, width):
+    """DPO: reference and policy log-probs of (chosen, rejected) completions, ``(..., 2)``."""
+    policy = -rng.uniform(5.0, 40.0, size=(*batch_shape, 2))
+    return Inputs(_f32(_log_prob_near(rng, policy, 2.0)), _f32(policy))
+
+
+def _length_pair_inputs(rng, batch_shape, options, width):
+    """SimPO/ORPO: token counts and summed log-probs (averages in [-3, -0.05])."""
+    counts = rng.integers(1, 21, size=(*batch_shape, 2)).astype(np.float64)
+    return Inputs(_f32(counts), _f32(-counts * rng.uniform(0.05, 3.0, size=counts.shape)))
+
+
+def _unpaired_feedback_inputs(rng, batch_shape, options, width):
+    """KTO: reference and policy log-probs, desirable flags, mismatched pairs' log-probs."""
+    policy = -rng.uniform(5.0, 40.0, size=batch_shape)
+    mismatched = -rng.uniform(20.0, 60.0, size=batch_shape)
+    extra = {
+        "desirable": rng.uniform(size=batch_shape) < 0.5,
+        "policy_mismatched": _f32(mismatched),
+        "reference_mismatched": _f32(_log_prob_near(rng, mismatched, 2.0)),
+    }
+    return Inputs(_f32(_log_prob_near(rng, policy, 2.0)), _f32(policy), extra)
+
+
+def _rollout_inputs(rng, batch_shape, options, width):
+    """PolicyGradient: sampling-policy and policy per-token log-probs, one advantage per
+    sequence, completion masks of 1 to POLICY_TOKENS tokens, and reference log-probs."""
+    shape = (*batch_shape, POLICY_TOKENS)
+    new = np.log(rng.uniform(0.05, 1.0, size=shape))
+    lengths = rng.integers(1, POLICY_TOKENS + 1, size=(*batch_shape, 1))
+    extra = {
+        "advantages": _f32(rng.normal(size=batch_shape)),
+        "token_mask": np.arange(POLICY_TOKENS) < lengths,
+        "reference_log_probs": _f32(_log_prob_near(rng, new, 0.5)),
+    }
+    return Inputs(_f32(_log_prob_near(rng, new, 0.3)), _f32(new), extra)
+
+
+def _two_tower_inputs(rng, batch_shape, options, width):
+    """CLIP/SigLIP: a first tower ``x`` (y_true) and a noisy second view ``y`` (y_pred)."""
+    x = rng.normal(size=(*batch_shape, width))
+    return Inputs(_f32(x), _f32(x + rng.normal(0.0, 1.0, size=x.shape)))
+
+
+def _labelled_embedding_inputs(rng, batch_shape, options, width):
+    """Class ids among 3 (so that most rows have positives) and one embedding per row."""
+    labels = rng.integers(0, 3, size=batch_shape)
+    return Inputs(labels.astype(np.int32), _f32(rng.normal(size=(*batch_shape, width))))
+
+
+def _triplet_inputs(rng, batch_shape, options, width):
+    """Anchors (y_true), positives (y_pred) and negatives (``negative=``)."""
+    anchor, positive, negative = rng.normal(size=(3, *batch_shape, width))
+    return Inputs(_f32(anchor), _f32(positive), {"negative": _f32(negative)})
+
+
+def _pair_distance_inputs(rng, batch_shape, options, width):
+    """0/1 similarity targets and one distance per pair."""
+    similar = rng.integers(0, 2, size=batch_shape)
+    return Inputs(_f32(similar), _f32(rng.uniform(0.0, 2.0, size=batch_shape)))
+
+
+def _class_centre_inputs(rng, batch_shape, options, width):
+    """ArcFace/CosFace: class ids, embeddings and ``width`` class centres."""
+    labels = rng.integers(0, width, size=batch_shape)
+    embeddings = rng.normal(size=(*batch_shape, EMBED_DIM))
+    centers = rng.normal(size=(width, EMBED_DIM))
+    return Inputs(labels.astype(np.int32), _f32(embeddings), {"centers": _f32(centers)})
 
 
 # --------------------------------------------------------------------------------------
@@ -630,6 +720,22 @@ ENTRIES: tuple[Entry, ...] = (
         sparse_labels=True,
         reference=ref.linear_cross_entropy,
     ),
+    Entry(
+        "LinearKLDivergence",
+        ({}, {"temperature": 2.0, "direction": "reverse"}),
+        _linear_distillation_inputs,
+        _constant("embeddings"),
+        default_width=VOCAB,
+        reference=ref.linear_kl_divergence,
+    ),
+    Entry(
+        "LinearJSD",
+        ({}, {"beta": 0.2, "temperature": 2.0}),
+        _linear_distillation_inputs,
+        _constant("embeddings"),
+        default_width=VOCAB,
+        reference=ref.linear_jsd,
+    ),
     # multiclass and multilabel margins
     Entry(
         "MulticlassHinge",
@@ -818,6 +924,142 @@ ENTRIES: tuple[Entry, ...] = (
         reference=ref.gaussian_nll,
         per_sample_extra=("variance",),
     ),
+    # preference and policy losses on log-probabilities
+    Entry(
+        "DPO",
+        ({}, {"beta": 0.5, "loss_type": "robust", "label_smoothing": 0.1}),
+        _preference_pair_inputs,
+        _constant("log_probs"),
+        reference=ref.dpo,
+    ),
+    Entry(
+        "SimPO",
+        ({}, {"beta": 2.5, "gamma": 0.5}),
+        _length_pair_inputs,
+        _constant("log_probs"),
+        reference=ref.simpo,
+    ),
+    Entry(
+        "ORPO",
+        ({}, {"beta": 0.5, "include_nll": False}),
+        _length_pair_inputs,
+        _constant("log_probs"),
+        reference=ref.orpo,
+    ),
+    Entry(
+        "KTO",
+        ({}, {"beta": 0.5, "desirable_weight": 1.33}),
+        _unpaired_feedback_inputs,
+        _constant("log_probs"),
+        reference=ref.kto,
+        per_sample_extra=("desirable", "policy_mismatched", "reference_mismatched"),
+    ),
+    Entry(
+        "PolicyGradient",
+        ({}, {"aggregation": "token", "kl_coef": 0.05, "clip_epsilon": 0.1}),
+        _rollout_inputs,
+        _constant("log_probs"),
+        reference=ref.policy_gradient,
+        per_sample_extra=("advantages", "token_mask", "reference_log_probs"),
+    ),
+    # contrastive and metric learning (batch-coupled: one row per sample)
+    Entry(
+        "ClipContrastive",
+        # A temperature of 0.5 keeps the losses O(1): at 0.07 they are a difference of
+        # logits ~14, below the jit/eager comparison's absolute tolerance.
+        ({"temperature": 0.5},),
+        _two_tower_inputs,
+        _constant("embeddings"),
+        default_width=EMBED_DIM,
+        max_batch_rank=1,
+        reference=ref.clip_contrastive,
+    ),
+    Entry(
+        "SiglipSigmoid",
+        ({"temperature": 0.5, "bias": -1.0},),
+        _two_tower_inputs,
+        _constant("embeddings"),
+        default_width=EMBED_DIM,
+        max_batch_rank=1,
+        reference=ref.siglip_sigmoid,
+    ),
+    Entry(
+        "NTXent",
+        ({"temperature": 0.5},),
+        _labelled_embedding_inputs,
+        _constant("embeddings"),
+        default_width=EMBED_DIM,
+        sparse_labels=True,
+        max_batch_rank=1,
+        reference=ref.ntxent,
+    ),
+    Entry(
+        "SupervisedContrastive",
+        ({"temperature": 0.5},),
+        _labelled_embedding_inputs,
+        _constant("embeddings"),
+        default_width=EMBED_DIM,
+        sparse_labels=True,
+        max_batch_rank=1,
+        reference=ref.supervised_contrastive,
+    ),
+    Entry(
+        "TripletMargin",
+        ({}, {"p": 1.0, "swap": True, "margin": 0.5}),
+        _triplet_inputs,
+        _constant("embeddings"),
+        default_width=EMBED_DIM,
+        max_batch_rank=1,
+        reference=ref.triplet_margin,
+        per_sample_extra=("negative",),
+    ),
+    Entry(
+        "BatchHardTriplet",
+        ({}, {"soft": True, "distance_metric": "squared-L2"}),
+        _labelled_embedding_inputs,
+        _constant("embeddings"),
+        default_width=EMBED_DIM,
+        sparse_labels=True,
+        max_batch_rank=1,
+        reference=ref.batch_hard_triplet,
+    ),
+    Entry(
+        "BatchSemiHardTriplet",
+        ({}, {"distance_metric": "angular", "margin": 0.3}),
+        _labelled_embedding_inputs,
+        _constant("embeddings"),
+        default_width=EMBED_DIM,
+        sparse_labels=True,
+        max_batch_rank=1,
+        reference=ref.batch_semi_hard_triplet,
+    ),
+    Entry(
+        "ContrastivePair",
+        _PLAIN,
+        _pair_distance_inputs,
+        _constant("rates"),
+        reference=ref.contrastive_pair,
+    ),
+    Entry(
+        "ArcFace",
+        ({}, {"scale": 16.0, "margin": 0.3}),
+        _class_centre_inputs,
+        _constant("embeddings"),
+        default_width=NUM_CLASSES,
+        sparse_labels=True,
+        max_batch_rank=1,
+        reference=ref.arcface,
+    ),
+    Entry(
+        "CosFace",
+        _PLAIN,
+        _class_centre_inputs,
+        _constant("embeddings"),
+        default_width=NUM_CLASSES,
+        sparse_labels=True,
+        max_batch_rank=1,
+        reference=ref.cosface,
+    ),
 )
 
 BY_NAME = {entry.name: entry for entry in ENTRIES}
@@ -833,12 +1075,29 @@ def entry_options() -> list[tuple[Entry, dict]]:
     return [(entry, options) for entry in available_entries() for options in entry.options]
 
 
+def tier_marks(entry: Entry, options: dict) -> list:
+    """The test tier of one option set: the first option set of each loss for each kind of
+    ``y_pred`` it takes (e.g. probabilities and, with ``from_logits=True``, logits) runs in the
+    default tier (``make test``); the other option sets in the slow tier (``make test-all``)."""
+    import pytest
+
+    kind = entry.pred_kind(options)
+    first = next(o for o in entry.options if entry.pred_kind(o) == kind)
+    return [] if options is first else [pytest.mark.slow]
+
+
 def entry_option_params(filter_fn=None):
-    """``pytest.param``s over ``(entry, options)`` with readable ids, optionally filtered."""
+    """``pytest.param``s over ``(entry, options)`` with readable ids, optionally filtered, each in
+    its tier (:func:`tier_marks`)."""
     import pytest
 
     return [
-        pytest.param(entry, options, id=f"{entry.name}[{option_id(options)}]")
+        pytest.param(
+            entry,
+            options,
+            id=f"{entry.name}[{option_id(options)}]",
+            marks=tier_marks(entry, options),
+        )
         for entry, options in entry_options()
         if filter_fn is None or filter_fn(entry, options)
     ]

@@ -18,3 +18,51 @@ def keras():
 def rng():
     """A fresh, seeded NumPy generator per test."""
     return np.random.default_rng(0)
+
+
+# --------------------------------------------------------------------------------------
+# test tiers: `make test` runs a covering part of the large parameter grids, `make test-all`
+# (and any run that selects the slow tier) all of it
+# --------------------------------------------------------------------------------------
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "cover: the default tier runs, for each value of the first parameter, a part of the grid "
+        "of the other parameters in which each of their values appears at least once; the rest "
+        "of the grid is marked slow",
+    )
+
+
+def _level(value) -> str:
+    return getattr(value, "__name__", None) or repr(value)
+
+
+def _covering(items) -> set[int]:
+    """Indices of a small subset of ``items`` (one test function's grid, for one value of its
+    first parameter) in which every value of every other parameter appears: greedy set cover."""
+    levels = [
+        {(name, _level(value)) for name, value in list(item.callspec.params.items())[1:]}
+        for item in items
+    ]
+    uncovered = set().union(*levels)
+    chosen: set[int] = set()
+    while uncovered:
+        best = max(range(len(items)), key=lambda i: len(levels[i] & uncovered))
+        chosen.add(best)
+        uncovered -= levels[best]
+    return chosen or {0}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    groups: dict[tuple, list] = {}
+    for item in items:
+        if item.get_closest_marker("cover") is None or not hasattr(item, "callspec"):
+            continue
+        first = next(iter(item.callspec.params.values()))
+        groups.setdefault((item.nodeid.split("[")[0], _level(first)), []).append(item)
+    for group in groups.values():
+        chosen = _covering(group)
+        for index, item in enumerate(group):
+            if index not in chosen:
+                item.add_marker(pytest.mark.slow)

@@ -672,6 +672,83 @@ def linear_cross_entropy(
     return np.where(labels == ignore_class, 0.0, loss) if ignore_class is not None else loss
 
 
+def linear_log_probs(embeddings, classifier, labels, bias=None, temperature=1.0):
+    """(log softmax(z / T)[label], entropy of softmax(z / T)) with ``z = e @ W + b`` formed.
+
+    Source: the definitions (the log-likelihood of a token and Shannon's entropy).
+    """
+    logits = embeddings @ classifier + (0.0 if bias is None else bias)
+    log_p = log_softmax(logits / temperature)
+    return at_label(log_p, labels), -(np.exp(log_p) * log_p).sum(-1)
+
+
+def _head_log_probs(embeddings, classifier, bias, temperature):
+    return log_softmax((embeddings @ classifier + (0.0 if bias is None else bias)) / temperature)
+
+
+def linear_kl_divergence(
+    teacher_embeddings,
+    student_embeddings,
+    classifier,
+    teacher_classifier,
+    bias=None,
+    teacher_bias=None,
+    labels=None,
+    temperature=1.0,
+    direction="forward",
+    ignore_class=None,
+    **_sharding,
+):
+    """KL(teacher || student) ("forward") or KL(student || teacher) of the softened softmaxes
+    of two linear heads, logits formed; tokens labelled ``ignore_class`` give 0. Arguments in
+    the class's call order (teacher's hidden states first).
+
+    Source: Hinton et al. (2015), "Distilling the Knowledge in a Neural Network".
+    """
+    log_s = _head_log_probs(student_embeddings, classifier, bias, temperature)
+    log_t = _head_log_probs(teacher_embeddings, teacher_classifier, teacher_bias, temperature)
+    p, q = (log_t, log_s) if direction == "forward" else (log_s, log_t)
+    values = (np.exp(p) * (p - q)).sum(-1)
+    if ignore_class is not None and labels is not None:
+        values = np.where(np.asarray(labels) == ignore_class, 0.0, values)
+    return values
+
+
+def linear_jsd(
+    teacher_embeddings,
+    student_embeddings,
+    classifier,
+    teacher_classifier,
+    bias=None,
+    teacher_bias=None,
+    labels=None,
+    beta=0.5,
+    temperature=1.0,
+    ignore_class=None,
+    **_sharding,
+):
+    """Generalised JSD ``beta KL(t || m) + (1 - beta) KL(s || m)``, ``m = beta t + (1 - beta) s``;
+    beta = 0 / 1 give KL(t || s) / KL(s || t) as in Liger-Kernel and TRL. Logits formed.
+
+    Source: Agarwal et al. (2024), "On-Policy Distillation of Language Models" (GKD).
+    """
+    if beta in (0.0, 1.0):
+        direction = "forward" if beta == 0.0 else "reverse"
+        return linear_kl_divergence(
+            teacher_embeddings, student_embeddings, classifier, teacher_classifier, bias,
+            teacher_bias, labels, temperature, direction, ignore_class,
+        )  # fmt: skip
+    log_s = _head_log_probs(student_embeddings, classifier, bias, temperature)
+    log_t = _head_log_probs(teacher_embeddings, teacher_classifier, teacher_bias, temperature)
+    log_m = np.logaddexp(log_t + np.log(beta), log_s + np.log1p(-beta))
+    values = beta * (np.exp(log_t) * (log_t - log_m)).sum(-1) + (1 - beta) * (
+        np.exp(log_s) * (log_s - log_m)
+    ).sum(-1)
+    if ignore_class is not None and labels is not None:
+        values = np.where(np.asarray(labels) == ignore_class, 0.0, values)
+    return values
+
+
 # --------------------------------------------------------------------------------------
 # reductions, and the references of catalogue inputs
 # --------------------------------------------------------------------------------------
@@ -717,6 +794,10 @@ def reference_valid(entry: Entry, options: dict, inputs: Inputs, values: np.ndar
         return np.asarray(inputs.y_true) != ignore
     if entry.name == "Circle":
         return values > 0  # Keras masks queries whose loss is 0
+    if entry.name in ("NTXent", "SupervisedContrastive", "BatchSemiHardTriplet"):
+        return contrastive_anchor_valid(inputs.y_true)  # anchors without positives leave
+    if entry.name == "PolicyGradient" and options.get("aggregation") == "token":
+        return np.asarray(inputs.extra["token_mask"]) != 0  # padding leaves the token mean
     return np.ones(values.shape, bool)
 
 
@@ -1000,3 +1081,305 @@ def generalized_dice(y_true, y_pred, from_logits=True, smooth=1.0, ignore_backgr
     if ignore_background and classes > 1:
         per_class = per_class[:, 1:]
     return per_class.mean(axis=-1)
+
+
+# --------------------------------------------------------------------------------------
+# preference and policy losses (papers' formulas; catalogue layout: y_pred the policy's
+# log-probs, y_true the reference's / token counts / the sampling policy's)
+# --------------------------------------------------------------------------------------
+def dpo(y_true, y_pred, beta=0.1, loss_type="sigmoid", label_smoothing=0.0):
+    """Rafailov et al. (2023) DPO (cDPO with label smoothing), SLiC/RSO hinge, IPO (Azar et
+    al., 2024), robust DPO (Chowdhury et al., 2024) on ``(..., 2)`` = (chosen, rejected)."""
+    policy, reference = f64(y_pred), f64(y_true)
+    h = (policy[..., 0] - reference[..., 0]) - (policy[..., 1] - reference[..., 1])
+    eps = label_smoothing
+    if loss_type == "ipo":
+        return (h - 1.0 / (2.0 * beta)) ** 2
+    if loss_type == "hinge":
+        return np.maximum(0.0, 1.0 - beta * h)
+    plain, flipped = -log_sigmoid(beta * h), -log_sigmoid(-beta * h)
+    if loss_type == "robust":
+        return ((1 - eps) * plain - eps * flipped) / (1 - 2 * eps)
+    return (1 - eps) * plain + eps * flipped
+
+
+def _per_token_averages(y_true, y_pred):
+    counts, totals = f64(y_true), f64(y_pred)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts != 0, totals / np.where(counts != 0, counts, 1.0), 0.0)
+
+
+def simpo(y_true, y_pred, beta=2.0, gamma=1.0):
+    """Meng et al. (2024): ``-log sigmoid(beta/|yw| log pi(yw) - beta/|yl| log pi(yl) - gamma)``."""
+    avg = _per_token_averages(y_true, y_pred)
+    return -log_sigmoid(beta * (avg[..., 0] - avg[..., 1]) - gamma)
+
+
+def log_odds(mean_log_prob):
+    """``log(p / (1 - p))`` of ``p = exp(a)``, via ``log1p(-exp(a))`` in float64; ``a`` is
+    taken at most ``-eps`` of float64 (the library floors at its compute dtype's eps)."""
+    a = np.minimum(f64(mean_log_prob), -np.finfo(np.float64).eps)
+    return a - np.where(a > -LOG_2, np.log(-np.expm1(a)), np.log1p(-np.exp(a)))
+
+
+def orpo(y_true, y_pred, beta=0.1, include_nll=True):
+    """Hong et al. (2024): ``-avg(yw) - beta log sigmoid(log odds(yw) - log odds(yl))``."""
+    avg = _per_token_averages(y_true, y_pred)
+    loss = -beta * log_sigmoid(log_odds(avg[..., 0]) - log_odds(avg[..., 1]))
+    return loss - avg[..., 0] if include_nll else loss
+
+
+def kto(
+    y_true,
+    y_pred,
+    desirable,
+    beta=0.1,
+    desirable_weight=1.0,
+    undesirable_weight=1.0,
+    reference_point=None,
+    policy_mismatched=None,
+    reference_mismatched=None,
+):
+    """Ethayarajh et al. (2024): ``lambda_y - v(x, y)`` with ``z0`` given or
+    ``max(0, mean(mismatched log-ratios))``."""
+    r = f64(y_pred) - f64(y_true)
+    if reference_point is None:
+        z0 = max(0.0, float(np.mean(f64(policy_mismatched) - f64(reference_mismatched))))
+    else:
+        z0 = f64(reference_point)
+    return np.where(
+        f64(desirable) != 0,
+        desirable_weight * (1.0 - sigmoid(beta * (r - z0))),
+        undesirable_weight * (1.0 - sigmoid(beta * (z0 - r))),
+    )
+
+
+def policy_gradient(
+    y_true,
+    y_pred,
+    advantages,
+    token_mask=None,
+    reference_log_probs=None,
+    clip_epsilon=0.2,
+    kl_coef=0.0,
+    aggregation="sequence",
+):
+    """PPO-clip (Schulman et al., 2017) with GRPO's k3 KL term (Shao et al., 2024), log-ratios
+    capped at 20 before ``exp``; per-sequence token means or per-token values."""
+    new, old = f64(y_pred), f64(y_true)
+    adv = f64(advantages)
+    if adv.ndim == new.ndim - 1:
+        adv = adv[..., None]
+    mask = np.ones(new.shape, bool) if token_mask is None else f64(token_mask) != 0
+    ratio = np.exp(np.minimum(new - old, 20.0))
+    clipped = np.clip(ratio, 1 - clip_epsilon, 1 + clip_epsilon)
+    losses = -np.minimum(ratio * adv, clipped * adv)
+    if kl_coef:
+        x = np.minimum(f64(reference_log_probs) - new, 20.0)
+        losses = losses + kl_coef * (np.exp(x) - x - 1.0)
+    losses = np.where(mask, losses, 0.0)
+    if aggregation == "token":
+        return losses
+    counts = mask.sum(-1)
+    return np.where(counts > 0, losses.sum(-1) / np.maximum(counts, 1), 0.0)
+
+
+def group_normalized_advantages(rewards, group_size, ddof=0, epsilon=0.0):
+    """``(r - mean) / (std + epsilon)`` within consecutive groups (0 where that is 0/0)."""
+    r = f64(rewards)
+    grouped = r.reshape(*r.shape[:-1], -1, group_size)
+    centred = grouped - grouped.mean(-1, keepdims=True)
+    std = grouped.std(-1, ddof=ddof, keepdims=True) if group_size > ddof else 0.0 * centred
+    denominator = std + epsilon
+    safe = np.where(denominator != 0, denominator, 1.0)
+    return np.where(denominator != 0, centred / safe, 0.0).reshape(r.shape)
+
+
+# --------------------------------------------------------------------------------------
+# contrastive and metric-learning losses (open_clip, big_vision, optax, PyTorch, TF Addons)
+# --------------------------------------------------------------------------------------
+def _unit(x):
+    x = f64(x)
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norm, 1e-7)
+
+
+def _rows_valid(where, batch):
+    return np.ones(batch, bool) if where is None else np.asarray(where) != 0
+
+
+def clip_contrastive(y_true, y_pred, temperature=0.07, normalize=True, where=None, **_):
+    """open_clip ``ClipLoss``: ``(CE(x yᵀ/τ, i) + CE(y xᵀ/τ, i)) / 2`` per pair; rows outside
+    ``where`` are no candidates and give 0."""
+    x, y = (_unit(v) if normalize else f64(v) for v in (y_true, y_pred))
+    valid = _rows_valid(where, len(x))
+    logits = x @ y.T / temperature
+    rows = np.where(valid[None, :], logits, -np.inf)
+    cols = np.where(valid[:, None], logits, -np.inf)
+    diag = np.diag(logits)
+    loss = 0.5 * (logsumexp(rows, 1) - diag) + 0.5 * (logsumexp(cols, 0) - diag)
+    return np.where(valid, loss, 0.0)
+
+
+def siglip_sigmoid(y_true, y_pred, temperature=0.1, bias=-10.0, normalize=True, where=None, **_):
+    """big_vision's sigmoid loss per row: ``-Σ_j log σ(z_ij (x_i·y_j/τ + b))``."""
+    x, y = (_unit(v) if normalize else f64(v) for v in (y_true, y_pred))
+    valid = _rows_valid(where, len(x))
+    logits = x @ y.T / temperature + bias
+    z = 2.0 * np.eye(len(x)) - 1.0
+    terms = np.logaddexp(0.0, -z * logits)  # -log sigmoid(z t)
+    return np.where(valid, (terms * valid[None, :]).sum(1), 0.0)
+
+
+def _labelled(labels, embeddings, normalize, where):
+    e = _unit(embeddings) if normalize else f64(embeddings)
+    labels = np.asarray(labels).reshape(-1)
+    valid = _rows_valid(where, len(e))
+    pair_valid = valid[:, None] & valid[None, :]
+    same = labels[:, None] == labels[None, :]
+    positive = same & ~np.eye(len(e), dtype=bool) & pair_valid
+    return e @ e.T, same, positive, pair_valid
+
+
+def _share(per_anchor, positive):
+    counts = positive.sum(1)
+    anchors = max((counts > 0).sum(), 1)
+    return per_anchor / max(counts.sum() / anchors, 1.0)
+
+
+def ntxent(y_true, y_pred, temperature=0.07, normalize=True, where=None):
+    """optax's NT-Xent per positive pair ``-log(e^{s_ip} / (e^{s_ip} + Σ_n e^{s_in}))``,
+    summed per anchor, divided by the mean number of positives per anchor with any."""
+    sim, same, positive, pair_valid = _labelled(y_true, y_pred, normalize, where)
+    s = sim / temperature
+    negative_lse = logsumexp(np.where(~same & pair_valid, s, -np.inf), 1)
+    pair = np.logaddexp(s, negative_lse[:, None]) - s
+    return _share(np.where(positive, pair, 0.0).sum(1), positive)
+
+
+def supervised_contrastive(y_true, y_pred, temperature=0.07, normalize=True, where=None):
+    """Khosla et al.'s ``L_out`` per anchor: the mean over positives of
+    ``-log(e^{s_ip} / Σ_{a≠i} e^{s_ia})``."""
+    sim, _, positive, pair_valid = _labelled(y_true, y_pred, normalize, where)
+    s = sim / temperature
+    lse = logsumexp(np.where(pair_valid & ~np.eye(len(s), dtype=bool), s, -np.inf), 1)
+    terms = np.where(positive, lse[:, None] - np.where(positive, s, 0.0), 0.0)
+    return terms.sum(1) / np.maximum(positive.sum(1), 1)
+
+
+def contrastive_anchor_valid(y_true, where=None):
+    """Anchors with at least one positive (the labelled-batch losses' own mask)."""
+    labels = np.asarray(y_true).reshape(-1)
+    valid = _rows_valid(where, len(labels))
+    same = (labels[:, None] == labels[None, :]) & ~np.eye(len(labels), dtype=bool)
+    return valid & (same & valid[None, :]).any(1)
+
+
+def _torch_pairwise_distance(a, b, p, eps):
+    return (np.abs(f64(a) - f64(b) + eps) ** p).sum(-1) ** (1.0 / p)
+
+
+def triplet_margin(y_true, y_pred, negative, margin=1.0, p=2.0, eps=1e-6, swap=False):
+    """PyTorch's ``triplet_margin_loss`` (anchor = y_true, positive = y_pred)."""
+    d_pos = _torch_pairwise_distance(y_true, y_pred, p, eps)
+    d_neg = _torch_pairwise_distance(y_true, negative, p, eps)
+    if swap:
+        d_neg = np.minimum(d_neg, _torch_pairwise_distance(y_pred, negative, p, eps))
+    return np.maximum(d_pos - d_neg + margin, 0.0)
+
+
+def tfa_pairwise_distance(embeddings, metric="L2"):
+    """TF Addons' ``pairwise_distance`` / ``angular_distance`` in float64."""
+    e = f64(embeddings)
+    if metric == "angular":
+        u = _unit(e)
+        return np.maximum(1.0 - u @ u.T, 0.0)
+    sq = np.sum(e**2, 1)[:, None] + np.sum(e**2, 1)[None, :] - 2.0 * e @ e.T
+    sq = np.maximum(sq, 0.0)
+    error = sq <= 0.0
+    d = sq if metric == "squared-L2" else np.sqrt(sq + error * 1e-16)
+    d = d * (1.0 - error)
+    return d * (1.0 - np.eye(len(e)))
+
+
+def _tfa_masked_maximum(data, mask):
+    low = data.min(1, keepdims=True)
+    return ((data - low) * mask).max(1, keepdims=True) + low
+
+
+def _tfa_masked_minimum(data, mask):
+    high = data.max(1, keepdims=True)
+    return ((data - high) * mask).min(1, keepdims=True) + high
+
+
+def batch_hard_triplet(y_true, y_pred, margin=1.0, soft=False, distance_metric="L2"):
+    """TF Addons' ``triplet_hard_loss`` per anchor (before its mean)."""
+    labels = np.asarray(y_true).reshape(-1)
+    d = tfa_pairwise_distance(y_pred, distance_metric)
+    adjacency = labels[:, None] == labels[None, :]
+    positives = adjacency.astype(float) - np.eye(len(labels))
+    hardest_positive = _tfa_masked_maximum(d, positives)[:, 0]
+    hardest_negative = _tfa_masked_minimum(d, (~adjacency).astype(float))[:, 0]
+    gap = hardest_positive - hardest_negative
+    return np.logaddexp(0.0, gap) if soft else np.maximum(gap + margin, 0.0)
+
+
+def tfa_triplet_semihard(labels, embeddings, margin=1.0, distance_metric="L2"):
+    """TF Addons' ``triplet_semihard_loss`` (a scalar), written with its tiles; also returns
+    the per-pair loss matrix and the positive-pair mask."""
+    labels = np.asarray(labels).reshape(-1)
+    d = tfa_pairwise_distance(embeddings, distance_metric)
+    b = len(labels)
+    adjacency = labels[:, None] == labels[None, :]
+    adjacency_not = ~adjacency
+    d_tile = np.tile(d, (b, 1))
+    mask = np.tile(adjacency_not, (b, 1)) & (d_tile > d.T.reshape(-1, 1))
+    mask_final = (mask.sum(1, keepdims=True) > 0).reshape(b, b).T
+    outside = _tfa_masked_minimum(d_tile, mask.astype(float)).reshape(b, b).T
+    inside = np.tile(_tfa_masked_maximum(d, adjacency_not.astype(float)), (1, b))
+    semi_hard = np.where(mask_final, outside, inside)
+    loss_mat = margin + d - semi_hard
+    positives = adjacency.astype(float) - np.eye(b)
+    pair_losses = np.maximum(loss_mat * positives, 0.0)
+    pairs = positives.sum()
+    mean = pair_losses.sum() / pairs if pairs else float("nan")  # TF Addons divides 0 by 0
+    return mean, pair_losses, positives
+
+
+def batch_semi_hard_triplet(y_true, y_pred, margin=1.0, distance_metric="L2"):
+    """Per anchor: its share of TF Addons' ``triplet_semihard_loss`` (see the function)."""
+    _, pair_losses, positives = tfa_triplet_semihard(y_true, y_pred, margin, distance_metric)
+    return _share(pair_losses.sum(1), positives > 0)
+
+
+def contrastive_pair(y_true, y_pred, margin=1.0):
+    """TF Addons' ``contrastive_loss``: ``y d² + (1 - y) max(margin - d, 0)²``."""
+    y, d = f64(y_true), f64(y_pred)
+    return y * d**2 + (1.0 - y) * np.maximum(margin - d, 0.0) ** 2
+
+
+def _centre_cosines(labels, embeddings, centers):
+    cos = np.clip(_unit(embeddings) @ _unit(centers).T, -1.0, 1.0)
+    one_hot = np.asarray(labels).reshape(-1)[:, None] == np.arange(len(f64(centers)))[None, :]
+    return cos, one_hot
+
+
+def _margin_ce(cos, one_hot, target, scale):
+    logits = scale * np.where(one_hot, target, cos)
+    return logsumexp(logits, 1) - np.where(one_hot, logits, 0.0).sum(1)
+
+
+def arcface(y_true, y_pred, centers, scale=64.0, margin=0.5):
+    """Deng et al.'s ArcFace with insightface's continuation past ``θ + m = π``."""
+    cos, one_hot = _centre_cosines(y_true, y_pred, centers)
+    theta = np.arccos(cos)
+    target = np.where(
+        cos > np.cos(np.pi - margin), np.cos(theta + margin), cos - margin * np.sin(margin)
+    )
+    return _margin_ce(cos, one_hot, target, scale)
+
+
+def cosface(y_true, y_pred, centers, scale=64.0, margin=0.35):
+    """Wang et al.'s CosFace: target logit ``s (cos θ_y - m)``."""
+    cos, one_hot = _centre_cosines(y_true, y_pred, centers)
+    return _margin_ce(cos, one_hot, cos - margin, scale)

@@ -415,7 +415,11 @@ MISUSES = [
 
 
 @pytest.mark.parametrize("misuse", misuse_params(MISUSES))
-@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize(
+    "jit",
+    # The checks run in Python either way; the eager run also computes the loss: slow tier.
+    [pytest.param(False, id="eager", marks=pytest.mark.slow), pytest.param(True, id="jit")],
+)
 def test_misuse_raises_a_clear_error(misuse, jit):
     assert_raises_clearly(misuse, jit)
 

@@ -27,6 +27,7 @@ from catalogue import (
     entry_options,
     jitted_evaluation,
     option_id,
+    tier_marks,
     with_dtype,
 )
 from references import log_softmax, reference_valid, reference_values
@@ -112,6 +113,26 @@ def real_cases(entry: Entry, inputs: Inputs, rng) -> dict:
     return cases
 
 
+def log_prob_cases(inputs: Inputs, rng) -> dict:
+    """Log-probabilities (<= 0) of 0 (certain) and -1e4, against the inputs' y_true."""
+    shape = inputs.y_pred.shape
+    return {
+        "log_probs_zero": np.zeros(shape, np.float32),
+        "log_probs_minus_1e4": np.full(shape, -1e4, np.float32),
+        "log_probs_0_or_minus_1e4": np.where(rng.uniform(size=shape) < 0.5, 0.0, -1e4),
+    }
+
+
+def embedding_cases(inputs: Inputs, rng) -> dict:
+    """Zero vectors (normalised at 0), identical rows (every pair tied) and entries of +-1e4."""
+    shape = inputs.y_pred.shape
+    return {
+        "embeddings_zero": np.zeros(shape, np.float32),
+        "embeddings_identical_rows": np.repeat(inputs.y_pred[:1], shape[0], axis=0),
+        "embeddings_pm1e4": _signs(rng, shape) * 1e4,
+    }
+
+
 def special_cases(entry: Entry, options: dict, inputs: Inputs, rng) -> dict:
     """The loss-specific extremes named in the issue: ``case -> Inputs``."""
     shape = inputs.y_pred.shape
@@ -141,6 +162,9 @@ def special_cases(entry: Entry, options: dict, inputs: Inputs, rng) -> dict:
         cases["zero_y_pred"] = Inputs(inputs.y_true, zeros)
         cases["zero_y_true"] = Inputs(zeros, inputs.y_pred)
         cases["all_one"] = Inputs(np.ones(shape, np.float32), np.ones(shape, np.float32))
+    elif name == "ContrastivePair":
+        cases["zero_distances"] = Inputs(inputs.y_true, zeros, inputs.extra)
+        cases["distances_of_1e4"] = Inputs(inputs.y_true, np.full(shape, 1e4, np.float32))
     elif name == "MeanSquaredError":
         cases["errors_of_1e18"] = Inputs(zeros, _signs(rng, shape) * 1e18)
     elif name == "LogCosh":
@@ -163,6 +187,9 @@ def special_cases(entry: Entry, options: dict, inputs: Inputs, rng) -> dict:
             cases[f"embeddings_{scale:g}"] = Inputs(
                 inputs.y_true, _signs(rng, shape) * np.float32(scale), inputs.extra
             )
+    elif name in ("DPO", "KTO", "PolicyGradient"):  # y_true: other log-probs, gaps of +-1e4
+        extreme = np.full(np.shape(inputs.y_true), -1e4, np.float32)
+        cases["y_true_minus_1e4_y_pred_zero"] = Inputs(extreme, zeros, inputs.extra)
     if options.get("ignore_class") is not None:
         ignored = np.full(np.shape(inputs.y_true), options["ignore_class"], np.int32)
         cases["all_labels_ignored"] = Inputs(ignored, inputs.y_pred, inputs.extra)
@@ -202,6 +229,10 @@ def extreme_cases(entry: Entry, options: dict) -> dict:
         by_pred = probability_cases(entry, inputs)
     elif kind == "real":
         by_pred = real_cases(entry, inputs, rng)
+    elif kind == "log_probs":
+        by_pred = log_prob_cases(inputs, rng)
+    elif kind == "embeddings":
+        by_pred = embedding_cases(inputs, rng)
     else:
         by_pred = {}
     cases = {
@@ -217,7 +248,9 @@ def case_params():
     for entry, options in entry_options():
         for case, inputs in extreme_cases(entry, options).items():
             label = f"{entry.name}[{option_id(options)}]-{case}"
-            params.append(pytest.param(entry, options, inputs, id=label))
+            params.append(
+                pytest.param(entry, options, inputs, id=label, marks=tier_marks(entry, options))
+            )
     return params
 
 
@@ -384,7 +417,8 @@ def low_precision_params():
                 if np.abs(np.nan_to_num(inputs.y_pred, neginf=0.0)).max() > largest:
                     continue  # not representable in the dtype at all (1e18, 1e30)
                 label = f"{dtype}-{entry.name}[{option_id(options)}]-{case}"
-                params.append(pytest.param(entry, options, inputs, dtype, id=label))
+                marks = tier_marks(entry, options)
+                params.append(pytest.param(entry, options, inputs, dtype, id=label, marks=marks))
     return params
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,35 @@ def sharded_runs(out: Path) -> None:
         )
         results["nnx_kernel"] = np.asarray(layer.kernel[...])
 
+    # 5. the linear-head family (log-probs, KL, JSD) sharded alike, against one device.
+    teacher_e = (inputs["e"][..., ::-1] * 0.7).copy()
+    teacher_w = (inputs["w"] * 1.3).copy()
+    heads = {
+        "log_probs": lambda e, w, **k: lj.linear_log_probs(
+            e, w, labels, bias=inputs["b"], temperature=1.5, with_entropy=True,
+            ignore_class=IGNORE, **k)[0] * 0.5 + lj.linear_log_probs(
+            e, w, labels, with_entropy=True, **k)[1],
+        "kl": lambda e, w, **k: lj.linear_kl_divergence(
+            e, w, teacher_e, teacher_w, temperature=2.0, student_bias=inputs["b"], **k),
+        "kl_reverse": lambda e, w, **k: lj.linear_kl_divergence(
+            e, w, teacher_e, teacher_w, direction="reverse", labels=labels,
+            ignore_class=IGNORE, **k),
+        "jsd": lambda e, w, **k: lj.linear_jsd(e, w, teacher_e, teacher_w, beta=0.3, **k),
+    }  # fmt: skip
+    for name, fn in heads.items():
+        record(f"head_{name}_ref", value_and_grads(lambda e, w, f=fn: jnp.mean(f(e, w)), e, w))
+        with jax.set_mesh(mesh):
+            sharded_fn = partial(fn, vocab_axis="model", token_axis="data")
+            record(
+                f"head_{name}",
+                value_and_grads(lambda e, w, f=sharded_fn: jnp.mean(f(e, w)), e, w),
+            )
+    kl_class = lj.LinearKLDivergence(vocab_axis="model", temperature=2.0)
+    with jax.set_mesh(auto_mesh):
+        record("head_kl_class", value_and_grads(
+            lambda e, w: kl_class(teacher_e, e, classifier=w, teacher_classifier=teacher_w,
+                                  bias=inputs["b"]), inputs["e"], inputs["w"]))  # fmt: skip
+
     # 4. per-device compiled memory and collectives at a size where the logits are large.
     n, d, v = MEMORY_SHAPE
     e = put(jnp.zeros((n, d)), "data")
@@ -217,6 +247,19 @@ def test_eight_way_vocab_parallel_class_matches_reference(sharded):
     np.testing.assert_allclose(sharded["model8"], value, rtol=1e-5)
     for key, ref in zip("ew", grads):
         assert_close(sharded[f"model8/d{key}"], ref, 1e-5)
+
+
+@pytest.mark.parametrize("name", ["log_probs", "kl", "kl_reverse", "jsd"])
+def test_linear_head_family_vocab_parallel_matches_one_device(sharded, name):
+    from test_large_vocab import assert_close
+
+    np.testing.assert_allclose(sharded[f"head_{name}"], sharded[f"head_{name}_ref"], rtol=1e-5)
+    for key in "ew":
+        assert_close(sharded[f"head_{name}/d{key}"], sharded[f"head_{name}_ref/d{key}"], 1e-5)
+
+
+def test_linear_kl_class_vocab_parallel_matches_one_device(sharded):
+    np.testing.assert_allclose(sharded["head_kl_class"], sharded["head_kl_ref"], rtol=1e-5)
 
 
 @pytest.mark.parametrize("api", ["linen", "nnx"])

@@ -150,6 +150,7 @@ def torch_params():
     ]
 
 
+@pytest.mark.cover
 @pytest.mark.parametrize(("case", "reduction", "dtype"), torch_params())
 def test_matches_pytorch(case, reduction, dtype):
     torch = pytest.importorskip("torch")
@@ -235,6 +236,7 @@ def optax_reduce(values, reduction):
     return jnp.sum(values) if reduction == "sum" else jnp.mean(values)
 
 
+@pytest.mark.cover
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("name", sorted(OPTAX_CASES))

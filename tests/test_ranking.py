@@ -123,6 +123,7 @@ def torch_params():
     ]
 
 
+@pytest.mark.cover
 @pytest.mark.parametrize(("case", "reduction", "dtype"), torch_params())
 def test_matches_pytorch(case, reduction, dtype):
     torch = pytest.importorskip("torch")
@@ -211,6 +212,7 @@ def _optax_reduce_fn(reduction):
     return jnp.sum if reduction == "sum" else jnp.mean
 
 
+@pytest.mark.cover
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("which", sorted(LIST_INPUTS))
@@ -258,6 +260,7 @@ def _rax_reduced(rax_loss, scores, relevance, reduction, where, **inputs):
     return total / lists
 
 
+@pytest.mark.cover
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("which", sorted(LIST_INPUTS))

@@ -222,6 +222,7 @@ PARITY_CASES = (
 )
 
 
+@pytest.mark.cover
 @pytest.mark.parametrize(("case", "reduction", "weight_kind"), parity_params(PARITY_CASES))
 def test_keras_parity(keras, case, reduction, weight_kind):
     assert_keras_parity(keras, seg, case, reduction, weight_kind)

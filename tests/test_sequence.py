@@ -119,10 +119,15 @@ def jax_logspace_reference(labels, logits, target_lengths, output_lengths, blank
     return jnp.stack(losses)
 
 
+def seeds(count: int, default: int) -> list:
+    """``range(count)`` as pytest params, the seeds past the first ``default`` in the slow tier."""
+    return [pytest.param(s, marks=[pytest.mark.slow] * (s >= default)) for s in range(count)]
+
+
 # --------------------------------------------------------------------------------------
 # against brute force
 # --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", seeds(12, default=4))
 def test_matches_brute_force_on_tiny_cases(seed):
     rng = np.random.default_rng(seed)
     batch = 4
@@ -258,7 +263,12 @@ def test_large_logits_keep_float32_precision():
 
 
 @pytest.mark.parametrize(
-    "blank_margin, num_labels, steps", [(5, 30, 40), (15, 30, 40), (20, 40, 45)]
+    "blank_margin, num_labels, steps",
+    [
+        pytest.param(5, 30, 40, marks=pytest.mark.slow),
+        pytest.param(15, 30, 40, marks=pytest.mark.slow),
+        (20, 40, 45),  # the tightest: the default tier's case
+    ],
 )
 def test_tight_alignments_with_a_confident_blank(blank_margin, num_labels, steps):
     # A trained model's blank leads by a few nats and the target needs almost every frame: the
@@ -272,8 +282,10 @@ def test_tight_alignments_with_a_confident_blank(blank_margin, num_labels, steps
         lambda x: lj.ctc_loss(labels[None], x, [num_labels], [steps])[0]
     )(logits)
     with jax.enable_x64(True):  # the log-space reference in float64
-        expected, expected_grad = jax.value_and_grad(
-            lambda x: jax_logspace_reference(labels[None], x, [num_labels], [steps], 0)[0]
+        expected, expected_grad = jax.jit(
+            jax.value_and_grad(
+                lambda x: jax_logspace_reference(labels[None], x, [num_labels], [steps], 0)[0]
+            )
         )(jnp.asarray(logits, jnp.float64))
     np.testing.assert_allclose(value, expected, rtol=1e-6)
     np.testing.assert_allclose(grad, expected_grad, atol=5e-6)
@@ -392,7 +404,7 @@ def test_gradient_matches_autodiff_of_a_float64_reference():
 
         value, grad = jax.value_and_grad(ours)(x)
         assert value.dtype == jnp.float64 and grad.dtype == jnp.float64
-        ref_value, ref_grad = jax.value_and_grad(reference)(x)
+        ref_value, ref_grad = jax.jit(jax.value_and_grad(reference))(x)
         np.testing.assert_allclose(value, ref_value, rtol=1e-12)
         np.testing.assert_allclose(grad, ref_grad, atol=1e-12)
     # float32 against the same float64 reference
@@ -508,6 +520,7 @@ def test_class_config_round_trip_and_identifiers():
     assert lj.deserialize(lj.serialize(loss)) == loss
 
 
+@pytest.mark.slow  # vmap of the value and of the gradient: tests/test_transformations.py
 def test_jit_and_vmap():
     rng = np.random.default_rng(17)
     logits, labels, target_lengths, output_lengths = random_batch(rng, 4, 15, 5, 4)
@@ -557,7 +570,7 @@ def test_bad_mask_index_raises():
 # --------------------------------------------------------------------------------------
 # decoders
 # --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", seeds(6, default=3))
 def test_greedy_decode_matches_the_best_path(seed):
     rng = np.random.default_rng(100 + seed)
     steps, num_classes = 5, 3
@@ -587,7 +600,7 @@ def test_greedy_decode_matches_the_best_path(seed):
             )
 
 
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", seeds(8, default=3))
 def test_beam_search_is_exact_with_a_wide_beam(seed):
     rng = np.random.default_rng(200 + seed)
     steps = int(rng.integers(1, 6))

@@ -98,18 +98,7 @@ def _loss_of_predictions(entry, options):
     return total, inputs.y_pred
 
 
-def _matrix_params():
-    """Every (entry, options) case; CTC's other option sets (lengths and normalisation around the
-    same kernel, about 40 s each) run in the slow tier."""
-    params = []
-    for param in entry_option_params():
-        entry, options = param.values
-        slow = entry.name == "CTC" and options is not entry.options[0]
-        params.append(pytest.param(*param.values, id=param.id, marks=[pytest.mark.slow] * slow))
-    return params
-
-
-@pytest.mark.parametrize(("entry", "options"), _matrix_params())
+@pytest.mark.parametrize(("entry", "options"), entry_option_params())
 def test_every_transformation_agrees(entry, options):
     with jax.enable_x64(True):
         total, y_pred = _loss_of_predictions(entry, options)

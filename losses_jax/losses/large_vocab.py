@@ -52,14 +52,23 @@ References:
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
 
-from losses_jax._linear_xent import token_losses
-from losses_jax._validation import as_label_array, check_int, check_number
+from losses_jax._linear_chunks import (
+    Head,
+    fused_weighted_sum,
+    has_explicit_sharding,
+    reduction_weights,
+    resolve_layout,
+)
+from losses_jax._linear_xent import Options, token_losses
+from losses_jax._numerics import accumulation_dtype, compute_dtype
+from losses_jax._validation import as_label_array, check_int, check_number, is_zero
 from losses_jax.base import Loss
 from losses_jax.checks import guard_labels_in_range
 
@@ -152,6 +161,7 @@ def linear_cross_entropy(
     mesh: Any = None,
     vocab_chunk_size: int | None = None,
     token_chunk_size: int | None = None,
+    gradient_filter: float | None = None,
 ) -> jax.Array:
     r"""Per-token softmax cross-entropy of ``embeddings @ classifier + bias``, without logits.
 
@@ -184,6 +194,9 @@ def linear_cross_entropy(
         mesh: the mesh for ``vocab_axis`` (default: the ambient ``jax.set_mesh`` one).
         vocab_chunk_size: largest vocabulary chunk (default 1024).
         token_chunk_size: largest token chunk (default 2048).
+        gradient_filter: validated here and used only by the fused reduction of
+            :class:`LinearCrossEntropy` (per-token losses have no gradient in the forward
+            pass to filter); see there.
 
     Returns:
         Losses of shape ``embeddings.shape[:-1]`` (``labels.shape`` less a trailing 1), 0 at
@@ -209,6 +222,8 @@ def linear_cross_entropy(
     token_axis = _axis_option(token_axis, "token_axis")
     vocab_chunk_size = check_int(vocab_chunk_size, "vocab_chunk_size", low=1, allow_none=True)
     token_chunk_size = check_int(token_chunk_size, "token_chunk_size", low=1, allow_none=True)
+    if gradient_filter is not None:
+        check_number(gradient_filter, "gradient_filter", low=0.0)
 
     labels, embeddings, classifier, bias = _check_inputs(labels, embeddings, classifier, bias)
     labels = guard_labels_in_range(labels, classifier.shape[1], "labels", ignore=ignore_class)
@@ -234,6 +249,58 @@ def linear_cross_entropy(
 
 
 # --------------------------------------------------------------------------------------
+# the fused reduced path of the class: gradients in the forward pass
+# --------------------------------------------------------------------------------------
+def _ce_block(logits, rows, opts: Options, vocab, *, smoothing: bool, z_loss: bool, cap: bool):
+    """Per-token losses of a block of logits over the whole vocabulary."""
+    (z,), (labels,) = logits, rows
+    if cap:
+        z = opts.soft_cap * jnp.tanh(z / opts.soft_cap)
+    lse = vocab.logsumexp(z)
+    target = vocab.pick(z, labels)
+    if smoothing:
+        ls = opts.label_smoothing
+        loss = lse - (1.0 - ls) * target - (ls / vocab.size) * vocab.sum(z)
+    else:  # so that -inf logits of masked classes never meet a 0 weight
+        loss = lse - target
+    if z_loss:
+        loss = loss + opts.z_loss * jnp.square(lse)
+    return (loss,)
+
+
+def _fused_total(loss: LinearCrossEntropy, labels, embeddings, classifier, bias, reduce):
+    """``reduce(linear_cross_entropy(...))`` by :func:`fused_weighted_sum`, or None."""
+    labels, embeddings, classifier, bias = _check_inputs(labels, embeddings, classifier, bias)
+    if labels.size == 0 or labels.ndim == 0:
+        return None  # the reduction's own edge cases
+    vocab = classifier.shape[1]
+    labels = guard_labels_in_range(labels, vocab, "labels", ignore=loss.ignore_class)
+    if loss.ignore_class is not None:
+        labels = jnp.where(labels != loss.ignore_class, labels, 0)  # masked by `reduce`
+    dtype = jnp.result_type(embeddings.dtype, classifier.dtype)
+    acc = accumulation_dtype(dtype)
+    weights = reduction_weights(reduce, labels.shape, acc)
+    layout, _ = resolve_layout(
+        labels.size, vocab, accumulate=acc, vocab_axis=None, token_axis=None, mesh=None,
+        token_chunk_size=loss.token_chunk_size, gradient_filter=loss.gradient_filter,
+    )  # fmt: skip
+    options = (loss.label_smoothing, loss.z_loss, loss.logit_soft_cap)
+    opts = Options(*(jnp.asarray(0.0 if x is None else x, acc) for x in options))
+    block = partial(
+        _ce_block,
+        smoothing=not is_zero(loss.label_smoothing),
+        z_loss=not is_zero(loss.z_loss),
+        cap=loss.logit_soft_cap is not None,
+    )
+    head = Head(embeddings.astype(dtype).reshape(-1, embeddings.shape[-1]),
+                classifier.astype(dtype), bias)  # fmt: skip
+    total = fused_weighted_sum(
+        block, (head,), (labels.reshape(-1),), weights.reshape(-1), opts, layout
+    )
+    return total.astype(compute_dtype(loss.dtype))
+
+
+# --------------------------------------------------------------------------------------
 # the class
 # --------------------------------------------------------------------------------------
 class LinearCrossEntropy(Loss):
@@ -251,6 +318,13 @@ class LinearCrossEntropy(Loss):
     the products run in the inputs' own dtype and accumulate in float32. With ``vocab_axis``,
     the mesh is the ambient one (``with jax.set_mesh(mesh):``).
 
+    Reduced on one device (every reduction but ``None``/``"none"``, no ``vocab_axis``), the
+    loss is computed as ``sum(weights * losses)`` with the weights (sample weights, masks,
+    divisor) taken from the reduction first, by a :func:`jax.custom_jvp` rule that computes
+    the gradients in the same pass as the value, in blocks of tokens over the whole
+    vocabulary: three matrix products as in the naive path, not four (see
+    :mod:`losses_jax._linear_chunks`). Plain evaluation computes the value alone.
+
     Args:
         ignore_class: label id whose tokens are left out (e.g. ``-100``), or None.
         label_smoothing: in ``[0, 1]``.
@@ -259,7 +333,15 @@ class LinearCrossEntropy(Loss):
         vocab_axis: mesh axis name(s) the vocabulary is sharded over, or None.
         token_axis: mesh axis name(s) the tokens are sharded over, or None.
         vocab_chunk_size: largest vocabulary chunk (default 1024).
-        token_chunk_size: largest token chunk (default 2048).
+        token_chunk_size: largest token chunk (default 2048; in the fused reduction, the
+            rows of a whole-vocabulary block, default as many as fit 2**21 logits).
+        gradient_filter: None (default, exact) or a threshold ``f >= 0``: in the fused
+            reduction, a (token block, 4096-class chunk) whose every gradient entry is at
+            most ``f`` times its token's weight skips its classifier-gradient product (Cut
+            Cross-Entropy's filter, Wijmans et al., 2024). The loss is unchanged; the
+            classifier's gradient loses those entries (softmax values below ``f``), so it is
+            approximate; ``2**-12`` (bfloat16's resolution) is CCE's choice. Time saved
+            depends on how peaked the softmax is (none on random logits).
         reduction: as for :class:`losses_jax.Loss`.
         name: as for :class:`losses_jax.Loss`.
         dtype: as for :class:`losses_jax.Loss`.
@@ -287,6 +369,7 @@ class LinearCrossEntropy(Loss):
         token_axis: AxisNames = None,
         vocab_chunk_size: int | None = None,
         token_chunk_size: int | None = None,
+        gradient_filter: float | None = None,
         reduction: str | None = "sum_over_batch_size",
         name: str | None = None,
         dtype: DTypeLike | None = None,
@@ -304,6 +387,22 @@ class LinearCrossEntropy(Loss):
         self.token_chunk_size = check_int(
             token_chunk_size, "token_chunk_size", low=1, allow_none=True
         )
+        self.gradient_filter = (
+            None
+            if gradient_filter is None
+            else check_number(gradient_filter, "gradient_filter", low=0.0)
+        )
+
+    def weighted_sum(self, y_true: jax.Array, y_pred: jax.Array, reduce: Any, **inputs: Any) -> Any:
+        """The reduced loss with its gradients computed in the forward pass (one device)."""
+        if self.vocab_axis is not None or set(inputs) - {"classifier", "bias"}:
+            return None  # sharded: the per-token kernel under shard_map
+        if has_explicit_sharding(y_pred):
+            return None  # the fused rule sees one device's view: the per-token path
+        classifier, bias = inputs.get("classifier"), inputs.get("bias")
+        if classifier is None:
+            return None  # the plain path raises the error
+        return _fused_total(self, y_true, y_pred, classifier, bias, reduce)
 
     def _convert_y_pred(self, x: ArrayLike) -> jax.Array:
         return _float_input(x, "embeddings")  # its own dtype: the products run in it

@@ -1,0 +1,398 @@
+"""Token-block kernels of losses of linear heads (``logits = embeddings @ classifier + bias``).
+
+The losses of :mod:`losses_jax.losses.linear_head` (log-probabilities, KL and Jensen-Shannon
+distillation) and the reduced :class:`~losses_jax.LinearCrossEntropy` run here. Tokens go in
+blocks of ``T`` rows; a block's logits cover the whole (local) vocabulary, ``T x V`` at most
+:data:`BLOCK_ELEMENTS` floats, and the per-token value is plain ``jnp`` on that block, so any
+function of the softmax fits (a two-pass log-sum-exp, the log of a mixture) without online
+statistics. Memory does not grow with the number of tokens, and only through ``T >= 8`` rows with
+the vocabulary. Two ways to differentiate:
+
+* :func:`per_token_values`: per-token outputs, each block under :func:`jax.checkpoint`, so reverse
+  mode recomputes the block's logits (one more product per head than the naive path);
+* :func:`fused_weighted_sum`: the scalar ``sum(weights * loss)`` as a :func:`jax.custom_jvp`
+  whose rule computes, in the same pass as the value, the gradients of every head that is
+  differentiated (the derivative of the block function by :func:`jax.vjp`, then ``dE = G @ W.T``
+  and ``dW += E.T @ G``) and returns ``vdot(gradients, tangents)``. That tangent is linear in the
+  tangents, so reverse mode transposes it into "cotangent times the gradients" (Liger's and
+  PyTorch's gradient-in-forward, three products as in the naive path), while plain evaluation runs
+  only the primal function. The rule's body is plain ``jnp``: second derivatives differentiate it.
+
+Under ``vocab_axis``, :func:`per_token_values` runs under :func:`jax.shard_map` and the block
+functions reduce over the vocabulary through :class:`Vocab` (a collective maximum and sum).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.custom_derivatives import SymbolicZero
+from jax.sharding import PartitionSpec
+
+from losses_jax._linear_xent import (
+    _balanced_chunk,
+    _cols,
+    _for_each_chunk,
+    _rows,
+    _summed_over,
+)
+from losses_jax._numerics import row_peak
+from losses_jax._sharding import axis_size, place, resolve_mesh
+
+__all__ = [
+    "BLOCK_ELEMENTS",
+    "has_explicit_sharding",
+    "Head",
+    "Layout",
+    "Vocab",
+    "fused_weighted_sum",
+    "per_token_values",
+    "reduction_weights",
+    "resolve_layout",
+]
+
+#: Largest block of logits, in elements: 64 tokens at a 32768-word vocabulary (8 MiB of float32).
+BLOCK_ELEMENTS = 2**21
+_GRAD_CHUNK = 1024  # vocabulary chunk of the classifier's gradient update (and of filtering)
+_TOKEN_ALIGN = 8
+
+
+class Head(NamedTuple):
+    """One linear head: ``embeddings (N, D)``, ``classifier (D, V)``, ``bias (V,)`` or None."""
+
+    embeddings: Any
+    classifier: Any
+    bias: Any = None
+
+
+class Vocab(NamedTuple):
+    """Reductions over the vocabulary axis of a block, across devices under ``vocab_axis``."""
+
+    axis: Any  # mesh axis name(s), or None on one device
+    size: int  # the whole vocabulary
+    start: Any  # the first class id of this device's slice (0 on one device)
+
+    def max(self, x):
+        peak = row_peak(x, axis=-1, keepdims=False)
+        return peak if self.axis is None else lax.pmax(peak, self.axis)
+
+    def sum(self, x):
+        total = jnp.sum(x, axis=-1)
+        return total if self.axis is None else lax.psum(total, self.axis)
+
+    def logsumexp(self, z):
+        """``logsumexp(z)`` over the rows of a block ``(T, V_local)``, across all shards."""
+        peak = self.max(lax.stop_gradient(z))  # a shift the result does not depend on
+        return peak + jnp.log(self.sum(jnp.exp(z - peak[:, None])))
+
+    def log_softmax(self, z):
+        """``(log_softmax(z), logsumexp(z))`` of a block, rows over all shards."""
+        lse = self.logsumexp(z)
+        return z - lse[:, None], lse
+
+    def pick(self, z, labels):
+        """``z[t, labels[t]]`` (0 where the label is another device's or out of range)."""
+        hit = (labels - self.start)[:, None] == jnp.arange(z.shape[-1])[None, :]
+        return self.sum(jnp.where(hit, z, 0.0))
+
+
+class Layout(NamedTuple):
+    """Static settings: block sizes, dtype, mesh axes."""
+
+    token_block: int
+    accumulate: Any  # float32, or float64 for float64 inputs
+    vocab_axis: Any = None
+    token_axis: Any = None
+    vocab_size: int = 0
+    gradient_filter: float | None = None  # skip |G| <= filter * |weight| chunks (fused only)
+
+
+def token_block(tokens: int, vocab_local: int, requested: int | None) -> int:
+    """Rows per block: ``requested``, or as many as fit :data:`BLOCK_ELEMENTS`, balanced."""
+    limit = requested or max(_TOKEN_ALIGN, BLOCK_ELEMENTS // max(vocab_local, 1))
+    return max(1, min(_balanced_chunk(tokens, limit, _TOKEN_ALIGN), max(tokens, 1)))
+
+
+def _logits(e_b, head: Head, acc):
+    """A block's logits in float32+ (accumulated in float32+ whatever the inputs' dtype)."""
+    z = jnp.einsum(
+        "td,dv->tv",
+        e_b,
+        head.classifier,
+        preferred_element_type=acc,
+        out_sharding=_summed_over(e_b, 1),
+    )
+    return z if head.bias is None else z + head.bias.astype(acc)
+
+
+# --------------------------------------------------------------------------------------
+# per-token values, reverse mode by recomputation
+# --------------------------------------------------------------------------------------
+def _per_token_local(block_fn, heads, per_token, opts, layout: Layout, vocab: Vocab):
+    n = heads[0].embeddings.shape[0]
+    template = jnp.zeros_like(heads[0].embeddings[:, 0], dtype=layout.accumulate)
+    # Every block function returns per-token values (T,); count them on abstract inputs
+    # (slicing a sharded array to probe them would not split over the mesh).
+    probe = Vocab(None, vocab.size, 0)
+    count = len(jax.eval_shape(
+        lambda logits, rows: block_fn(logits, rows, opts, probe),
+        tuple(jax.ShapeDtypeStruct((1, h.classifier.shape[1]), layout.accumulate) for h in heads),
+        tuple(jax.ShapeDtypeStruct((1, *x.shape[1:]), x.dtype) for x in per_token),
+    ))  # fmt: skip
+    outputs = (template,) * count
+
+    def block(t0, size, outs):
+        @partial(jax.checkpoint, prevent_cse=False)
+        def values(heads, per_token, opts):
+            logits = tuple(
+                _logits(_rows(h.embeddings, t0, size), h, layout.accumulate) for h in heads
+            )
+            return block_fn(logits, tuple(_rows(x, t0, size) for x in per_token), opts, vocab)
+
+        new = values(heads, per_token, opts)
+        return tuple(lax.dynamic_update_slice_in_dim(o, v, t0, 0) for o, v in zip(outs, new))
+
+    return _for_each_chunk(n, layout.token_block, block, outputs)
+
+
+def _head_specs(heads, layout: Layout):
+    return tuple(
+        Head(
+            PartitionSpec(layout.token_axis, None),
+            PartitionSpec(None, layout.vocab_axis),
+            None if h.bias is None else PartitionSpec(layout.vocab_axis),
+        )
+        for h in heads
+    )
+
+
+def per_token_values(block_fn, heads, per_token, opts, layout: Layout, mesh) -> tuple:
+    """``block_fn(logits, per_token_rows, opts, vocab)`` over every token block, as arrays ``(N, ...)``.
+
+    ``heads`` is a tuple of :class:`Head`; ``per_token`` a tuple of ``(N, ...)`` arrays (labels);
+    ``opts`` a pytree of scalar arrays (traced options); ``block_fn`` returns a tuple of per-row
+    arrays. With ``mesh`` (and ``layout.vocab_axis``), runs under :func:`jax.shard_map`.
+    """
+    if mesh is None:
+        vocab = Vocab(None, layout.vocab_size, 0)
+        return _per_token_local(block_fn, heads, per_token, opts, layout, vocab)
+    tokens = PartitionSpec(layout.token_axis)
+    head_specs = _head_specs(heads, layout)
+    heads = tuple(
+        Head(*(None if x is None else place(x, s, mesh) for x, s in zip(h, spec)))
+        for h, spec in zip(heads, head_specs)
+    )
+    per_token = tuple(place(x, tokens, mesh) for x in per_token)
+
+    def local(heads, per_token, opts):
+        start = lax.axis_index(layout.vocab_axis) * heads[0].classifier.shape[1]
+        vocab = Vocab(layout.vocab_axis, layout.vocab_size, start)
+        return _per_token_local(block_fn, heads, per_token, opts, layout, vocab)
+
+    n_out = len(jax.eval_shape(
+        lambda logits, rows: block_fn(logits, rows, opts, Vocab(None, 1, 0)),
+        tuple(jax.ShapeDtypeStruct((1, 1), layout.accumulate) for _ in heads),
+        tuple(jax.ShapeDtypeStruct((1, *x.shape[1:]), x.dtype) for x in per_token),
+    ))  # fmt: skip
+    opts_spec = jax.tree.map(lambda _: PartitionSpec(), opts)
+    mapped = jax.shard_map(
+        local,
+        mesh=mesh,
+        in_specs=(head_specs, (tokens,) * len(per_token), opts_spec),
+        out_specs=(tokens,) * n_out,
+    )
+    return mapped(heads, per_token, opts)
+
+
+def resolve_layout(
+    n: int,
+    v: int,
+    *,
+    accumulate,
+    vocab_axis,
+    token_axis,
+    mesh,
+    token_chunk_size: int | None,
+    gradient_filter: float | None = None,
+):
+    """(layout, mesh) for ``n`` tokens and a vocabulary of ``v``; checks the even split."""
+    tokens, vocab_local = n, v
+    if vocab_axis is not None:
+        mesh = resolve_mesh(mesh, "vocab_axis", vocab_axis)
+        vocab_shards = axis_size(mesh, vocab_axis)
+        token_shards = 1 if token_axis is None else axis_size(mesh, token_axis)
+        if v % vocab_shards or n % token_shards:
+            raise ValueError(
+                f"The vocabulary ({v}) must divide evenly over vocab_axis={vocab_axis!r} "
+                f"({vocab_shards} devices) and the tokens ({n}) over token_axis={token_axis!r} "
+                f"({token_shards} devices)."
+            )
+        tokens, vocab_local = n // token_shards, v // vocab_shards
+    else:
+        mesh, token_axis = None, None
+    layout = Layout(
+        token_block=token_block(tokens, vocab_local, token_chunk_size),
+        accumulate=accumulate,
+        vocab_axis=vocab_axis,
+        token_axis=token_axis,
+        vocab_size=v,
+        gradient_filter=gradient_filter,
+    )
+    return layout, mesh
+
+
+# --------------------------------------------------------------------------------------
+# the fused weighted sum: gradients in the forward pass
+# --------------------------------------------------------------------------------------
+def reduction_weights(reduce, shape: tuple, dtype) -> jax.Array:
+    """The weights ``w`` with ``reduce(losses) == sum(w * losses)`` (``reduce`` is linear)."""
+    return jax.grad(lambda v: reduce(v).astype(dtype))(jnp.zeros(shape, dtype))
+
+
+def _is_zero(tangent) -> bool:
+    return tangent is None or isinstance(tangent, SymbolicZero)
+
+
+def _classifier_update(g_w, e_b, gz, weights_b, layout: Layout):
+    """``g_w + e_b.T @ gz`` by vocabulary chunks (no ``(D, V)`` temporary), filtered if asked."""
+    v = gz.shape[1]
+    chunk = _balanced_chunk(v, _GRAD_CHUNK, 128)
+    scale = None
+    if layout.gradient_filter is not None:
+        scale = layout.gradient_filter * jnp.abs(weights_b)[:, None]
+
+    def update(v0, size, g_w):
+        g_c = _cols(gz, v0, size)
+        product = partial(jnp.einsum, "td,tv->dv", preferred_element_type=g_w.dtype)
+
+        def add(g_w):
+            new = _cols(g_w, v0, size) + product(e_b.astype(g_w.dtype), g_c)
+            return lax.dynamic_update_slice_in_dim(g_w, new, v0, 1)
+
+        if scale is None:
+            return add(g_w)
+        # Cut Cross-Entropy's filter: a chunk whose every entry is negligible is skipped.
+        return lax.cond(jnp.all(jnp.abs(g_c) <= scale), lambda g: g, add, g_w)
+
+    return _for_each_chunk(v, chunk, update, g_w)
+
+
+def _gradients(block_fn, heads, per_token, weights, opts, need, layout: Layout):
+    """(total, per-token losses, head gradients, option gradients) in one pass over the blocks.
+
+    ``need`` says which heads (and whether the options) are differentiated: gradients of the
+    others are not computed (None).
+    """
+    acc = layout.accumulate
+    vocab = Vocab(None, layout.vocab_size, 0)
+    n = heads[0].embeddings.shape[0]
+    head_need, opts_need = need
+
+    def zeros_grads(h: Head, wanted: tuple):
+        return Head(
+            jnp.zeros(h.embeddings.shape, acc) if wanted[0] else None,
+            jnp.zeros(h.classifier.shape, acc) if wanted[1] else None,
+            jnp.zeros(h.bias.shape, acc) if wanted[2] and h.bias is not None else None,
+        )
+
+    init = (
+        jnp.zeros((), acc),
+        jnp.zeros((n,), acc),
+        tuple(zeros_grads(h, w) for h, w in zip(heads, head_need)),
+        jax.tree.map(jnp.zeros_like, opts) if opts_need else None,
+    )
+
+    def block(t0, size, carry):
+        total, losses, grads, g_opts = carry
+        rows = tuple(_rows(x, t0, size) for x in per_token)
+        weights_b = _rows(weights, t0, size).astype(acc)
+        e_blocks = tuple(_rows(h.embeddings, t0, size) for h in heads)
+        logits = tuple(_logits(e_b, h, acc) for e_b, h in zip(e_blocks, heads))
+
+        def value(logits, opts):
+            (loss,) = block_fn(logits, rows, opts, vocab)
+            return loss
+
+        loss_b, pullback = jax.vjp(value, logits, opts)
+        g_logits, g_o = pullback(weights_b)
+        new_grads = []
+        for h, g, e_b, gz in zip(heads, grads, e_blocks, g_logits):
+            g_e, g_w, g_b = g
+            if g_e is not None:
+                # In the classifier's dtype: a mixed product would convert all of W (a copy).
+                g_e_b = jnp.einsum(
+                    "tv,dv->td", gz.astype(h.classifier.dtype), h.classifier,
+                    preferred_element_type=acc,
+                )  # fmt: skip
+                g_e = lax.dynamic_update_slice_in_dim(g_e, g_e_b, t0, 0)
+            if g_w is not None:
+                g_w = _classifier_update(g_w, e_b, gz, weights_b, layout)
+            if g_b is not None:
+                g_b = g_b + jnp.sum(gz, axis=0)
+            new_grads.append(Head(g_e, g_w, g_b))
+        if g_opts is not None:
+            g_opts = jax.tree.map(jnp.add, g_opts, g_o)
+        total = total + jnp.sum(weights_b * loss_b)
+        losses = lax.dynamic_update_slice_in_dim(losses, loss_b, t0, 0)
+        return total, losses, tuple(new_grads), g_opts
+
+    return _for_each_chunk(n, layout.token_block, block, init)
+
+
+def _vdot(gradient, tangent) -> jax.Array:
+    return jnp.sum(gradient * tangent.astype(gradient.dtype))
+
+
+def fused_weighted_sum(block_fn, heads, per_token, weights, opts, layout: Layout) -> jax.Array:
+    """``sum(weights * loss)`` of a one-output ``block_fn``, with its gradients in the forward pass.
+
+    On one device. The weights (``(N,)``, e.g. ``sample_weight * mask / divisor``) must be known
+    before the loss; they, the heads and ``opts`` may all be differentiated, in either mode.
+    """
+
+    @jax.custom_jvp
+    def weighted_sum(heads, per_token, weights, opts):
+        vocab = Vocab(None, layout.vocab_size, 0)
+
+        def single(logits, rows, opts, vocab):
+            return block_fn(logits, rows, opts, vocab)
+
+        (losses,) = _per_token_local(single, heads, per_token, opts, layout, vocab)
+        return jnp.sum(weights.astype(layout.accumulate) * losses)
+
+    def rule(primals, tangents):
+        heads, per_token, weights, opts = primals
+        t_heads, _, t_weights, t_opts = tangents
+        head_need = tuple(
+            (not _is_zero(t.embeddings), not _is_zero(t.classifier), not _is_zero(t.bias))
+            for t in t_heads
+        )
+        opts_need = any(not _is_zero(t) for t in jax.tree.leaves(t_opts, is_leaf=_is_zero))
+        total, losses, grads, g_opts = _gradients(
+            block_fn, heads, per_token, weights, opts, (head_need, opts_need), layout
+        )
+        tangent = jnp.zeros((), layout.accumulate)
+        for g, t in zip(grads, t_heads):
+            for g_x, t_x in zip(g, t):
+                if g_x is not None and not _is_zero(t_x):
+                    tangent = tangent + _vdot(g_x, t_x)
+        if not _is_zero(t_weights):
+            tangent = tangent + _vdot(losses, t_weights)
+        if opts_need:
+            for g_x, t_x in zip(jax.tree.leaves(g_opts), jax.tree.leaves(t_opts, is_leaf=_is_zero)):
+                if not _is_zero(t_x):
+                    tangent = tangent + _vdot(g_x, t_x)
+        return total, tangent
+
+    weighted_sum.defjvp(rule, symbolic_zeros=True)
+    return weighted_sum(heads, per_token, weights, opts)
+
+
+def has_explicit_sharding(x: jax.Array) -> bool:
+    """Whether ``x``'s type carries explicit mesh axes (then the fused rule is not used)."""
+    spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
+    return spec is not None and any(axis is not None for axis in spec)
