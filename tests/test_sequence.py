@@ -414,6 +414,7 @@ def test_gradient_matches_autodiff_of_a_float64_reference():
     np.testing.assert_allclose(grad32, ref_grad, atol=2e-6)
 
 
+@pytest.mark.slow  # the float64 autodiff reference above checks the same gradient
 def test_gradient_matches_finite_differences_in_float64():
     from jax.test_util import check_grads
 
@@ -433,6 +434,7 @@ def test_gradient_matches_finite_differences_in_float64():
 # --------------------------------------------------------------------------------------
 # low precision
 # --------------------------------------------------------------------------------------
+@pytest.mark.slow  # tests/test_low_precision.py::test_ctc_at_a_realistic_size in make test
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
 def test_low_precision_inputs(dtype):
     rng = np.random.default_rng(12)
