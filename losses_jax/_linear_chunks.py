@@ -39,13 +39,13 @@ from losses_jax._linear_xent import (
     _for_each_chunk,
     _rows,
     _summed_over,
+    local_split,
 )
 from losses_jax._numerics import row_peak
-from losses_jax._sharding import axis_size, place, resolve_mesh
+from losses_jax._sharding import place
 
 __all__ = [
     "BLOCK_ELEMENTS",
-    "has_explicit_sharding",
     "Head",
     "Layout",
     "Vocab",
@@ -220,20 +220,7 @@ def resolve_layout(
     gradient_filter: float | None = None,
 ):
     """(layout, mesh) for ``n`` tokens and a vocabulary of ``v``; checks the even split."""
-    tokens, vocab_local = n, v
-    if vocab_axis is not None:
-        mesh = resolve_mesh(mesh, "vocab_axis", vocab_axis)
-        vocab_shards = axis_size(mesh, vocab_axis)
-        token_shards = 1 if token_axis is None else axis_size(mesh, token_axis)
-        if v % vocab_shards or n % token_shards:
-            raise ValueError(
-                f"The vocabulary ({v}) must divide evenly over vocab_axis={vocab_axis!r} "
-                f"({vocab_shards} devices) and the tokens ({n}) over token_axis={token_axis!r} "
-                f"({token_shards} devices)."
-            )
-        tokens, vocab_local = n // token_shards, v // vocab_shards
-    else:
-        mesh, token_axis = None, None
+    tokens, vocab_local, mesh, token_axis = local_split(n, v, vocab_axis, token_axis, mesh)
     layout = Layout(
         token_block=token_block(tokens, vocab_local, token_chunk_size),
         accumulate=accumulate,
@@ -390,9 +377,3 @@ def fused_weighted_sum(block_fn, heads, per_token, weights, opts, layout: Layout
 
     weighted_sum.defjvp(rule, symbolic_zeros=True)
     return weighted_sum(heads, per_token, weights, opts)
-
-
-def has_explicit_sharding(x: jax.Array) -> bool:
-    """Whether ``x``'s type carries explicit mesh axes (then the fused rule is not used)."""
-    spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
-    return spec is not None and any(axis is not None for axis in spec)

@@ -238,6 +238,23 @@ def _token_losses(e, w, b, labels, opts: Options, cfg: _Config, mesh):
 # --------------------------------------------------------------------------------------
 # entry point
 # --------------------------------------------------------------------------------------
+def local_split(n: int, v: int, vocab_axis: Any, token_axis: Any, mesh: Any) -> tuple:
+    """``(tokens, vocab, mesh, token_axis)`` per device for ``n`` tokens and a vocabulary of
+    ``v``, checking that they divide evenly over the named axes (unsharded: ``n, v, None, None``)."""
+    if vocab_axis is None:
+        return n, v, None, None
+    mesh = resolve_mesh(mesh, "vocab_axis", vocab_axis)
+    vocab_shards = axis_size(mesh, vocab_axis)
+    token_shards = 1 if token_axis is None else axis_size(mesh, token_axis)
+    if v % vocab_shards or n % token_shards:
+        raise ValueError(
+            f"The vocabulary ({v}) must divide evenly over vocab_axis={vocab_axis!r} "
+            f"({vocab_shards} devices) and the tokens ({n}) over token_axis={token_axis!r} "
+            f"({token_shards} devices)."
+        )
+    return n // token_shards, v // vocab_shards, mesh, token_axis
+
+
 def token_losses(
     e: jax.Array,
     w: jax.Array,
@@ -261,20 +278,7 @@ def token_losses(
     ``token_axis``) must divide evenly over the named axes of ``mesh`` (or the ambient one).
     """
     (n, _), v = e.shape, w.shape[1]
-    tokens, vocab_local = n, v
-    if vocab_axis is not None:
-        mesh = resolve_mesh(mesh, "vocab_axis", vocab_axis)
-        vocab_shards = axis_size(mesh, vocab_axis)
-        token_shards = 1 if token_axis is None else axis_size(mesh, token_axis)
-        if v % vocab_shards or n % token_shards:
-            raise ValueError(
-                f"The vocabulary ({v}) must divide evenly over vocab_axis={vocab_axis!r} "
-                f"({vocab_shards} devices) and the tokens ({n}) over token_axis={token_axis!r} "
-                f"({token_shards} devices)."
-            )
-        tokens, vocab_local = n // token_shards, v // vocab_shards
-    else:
-        mesh, token_axis = None, None
+    tokens, vocab_local, mesh, token_axis = local_split(n, v, vocab_axis, token_axis, mesh)
     vocab_chunk = vocab_chunk_size or _balanced_chunk(
         vocab_local, DEFAULT_VOCAB_CHUNK, _VOCAB_ALIGN
     )

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
-__all__ = ["axis_size", "place", "replicated", "resolve_mesh"]
+__all__ = ["axis_size", "has_explicit_sharding", "place", "replicated", "resolve_mesh"]
 
 _MaybeArray = TypeVar("_MaybeArray", jax.Array, None)
 
@@ -28,10 +28,15 @@ def replicated(x: jax.Array) -> jax.Array:
     Under explicit axes, a pairwise op of two batch-sharded operands has no legal sharding;
     with automatic axes (or no mesh) the partitioner chooses and nothing changes here.
     """
-    spec = getattr(jax.typeof(x).sharding, "spec", ())
-    if any(axis is not None for axis in spec):
+    if has_explicit_sharding(x):
         return jax.sharding.reshard(x, PartitionSpec())
     return x
+
+
+def has_explicit_sharding(x: jax.Array) -> bool:
+    """Whether ``x``'s type carries explicit mesh axes (sharding visible to the program)."""
+    spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
+    return spec is not None and any(axis is not None for axis in spec)
 
 
 def resolve_mesh(mesh: Any, option: str, value: Any) -> Any:

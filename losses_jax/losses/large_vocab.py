@@ -62,12 +62,12 @@ from jax.typing import ArrayLike, DTypeLike
 from losses_jax._linear_chunks import (
     Head,
     fused_weighted_sum,
-    has_explicit_sharding,
     reduction_weights,
     resolve_layout,
 )
 from losses_jax._linear_xent import Options, token_losses
 from losses_jax._numerics import accumulation_dtype, compute_dtype
+from losses_jax._sharding import has_explicit_sharding
 from losses_jax._validation import as_label_array, check_int, check_number, is_zero
 from losses_jax.base import Loss
 from losses_jax.checks import guard_labels_in_range

@@ -36,12 +36,12 @@ from jax.typing import ArrayLike, DTypeLike
 from losses_jax._linear_chunks import (
     Head,
     fused_weighted_sum,
-    has_explicit_sharding,
     per_token_values,
     reduction_weights,
     resolve_layout,
 )
 from losses_jax._numerics import accumulation_dtype, compute_dtype
+from losses_jax._sharding import has_explicit_sharding
 from losses_jax._validation import as_label_array, check_bool, check_int, check_number, is_traced
 from losses_jax.base import Loss
 from losses_jax.losses.large_vocab import AxisNames, _axis_option, _float_input
