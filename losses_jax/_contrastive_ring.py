@@ -34,9 +34,10 @@ from jax import lax
 from jax.sharding import PartitionSpec
 
 from losses_jax._numerics import logistic_terms, row_peak
+from losses_jax._reduction import is_zero_tangent
 from losses_jax._sharding import axis_size, place, resolve_mesh
 
-__all__ = ["batch_axes", "clip_ring", "ring_or_local", "siglip_ring"]
+__all__ = ["batch_axes", "clip_ring", "ring_or_local", "siglip_ring", "siglip_weighted_sum"]
 
 AxisNames = tuple[str, ...]
 
@@ -252,3 +253,98 @@ def siglip_ring(x, y, valid, inverse_temperature, bias, *, axes: AxisNames) -> j
     steps = lax.axis_size(axes) - 1
     (total, _), _ = lax.scan(ring_step, (total, (y, valid)), None, length=steps)
     return jnp.where(valid, total, 0.0)
+
+
+# --------------------------------------------------------------------------------------
+# SigLIP's weighted sum with its gradients in the forward pass
+# --------------------------------------------------------------------------------------
+def _siglip_gradients(x, y, valid, weights, inverse_temperature, bias, *, axes: AxisNames):
+    """One ring pass of ``sum_i w_i loss_i`` and its gradients, on this device's rows.
+
+    Returns ``(total, losses, dx, dy, d inverse_temperature, d bias)``: the scalars summed over
+    the ring, ``losses`` the per-row values (the gradient of the total in ``w``). Each block of
+    similarities is formed once and gives, in the same step, its rows' ``dx`` and its columns'
+    ``dy``; ``dy`` travels with its block and one last shift brings it home. Three products per
+    block, as in the all-gather form's forward and backward passes together.
+    """
+    scale = _varying(inverse_temperature, axes)
+    bias = _varying(bias, axes)
+    weights = jnp.where(valid, weights, 0.0).astype(x.dtype)
+    rows = jnp.arange(x.shape[0])[:, None]
+
+    def block_step(own: bool, carry, block):
+        losses, g_x, g_scale, g_bias = carry
+        y_block, valid_block, g_y = block
+        dots = jnp.einsum("id,jd->ij", x, y_block, preferred_element_type=x.dtype)
+        softplus_pos, softplus_neg, sigmoid_pos, sigmoid_neg = logistic_terms(dots * scale + bias)
+        positive = rows == jnp.arange(y_block.shape[0])[None, :] if own else jnp.zeros((), bool)
+        keep = valid_block[None, :]
+        # d softplus(-t)/dt = -sigmoid(-t) on positive pairs, d softplus(t)/dt = sigmoid(t) else
+        terms = jnp.where(keep, jnp.where(positive, softplus_neg, softplus_pos), 0.0)
+        slope = jnp.where(keep, jnp.where(positive, -sigmoid_neg, sigmoid_pos), 0.0)
+        g_logits = weights[:, None] * slope
+        g_dots = g_logits * scale
+        g_x = g_x + jnp.einsum("ij,jd->id", g_dots, y_block, preferred_element_type=x.dtype)
+        g_y = g_y + jnp.einsum("ij,id->jd", g_dots, x, preferred_element_type=x.dtype)
+        carry = (
+            losses + jnp.sum(terms, axis=1),
+            g_x,
+            g_scale + jnp.sum(g_logits * dots),
+            g_bias + jnp.sum(g_logits),
+        )
+        return carry, (y_block, valid_block, g_y)
+
+    zeros = _varying(jnp.zeros(x.shape[:1], x.dtype), axes)
+    scalar = _varying(jnp.zeros((), x.dtype), axes)
+    carry = (zeros, jnp.zeros_like(x), scalar, scalar)
+    carry, block = block_step(True, carry, (y, valid, jnp.zeros_like(y)))
+
+    def ring_step(state, _):
+        carry, block = state
+        return block_step(False, carry, _ring_shift(block, axes)), None
+
+    (carry, block), _ = lax.scan(ring_step, (carry, block), None, length=lax.axis_size(axes) - 1)
+    losses, g_x, g_scale, g_bias = carry
+    losses = jnp.where(valid, losses, 0.0)
+    g_y = _ring_shift(block[2], axes)  # the columns' gradients, home
+    total = lax.psum(jnp.sum(weights * losses), axes)
+    return total, losses, g_x, g_y, lax.psum(g_scale, axes), lax.psum(g_bias, axes)
+
+
+def siglip_weighted_sum(x, y, valid, weights, inverse_temperature, bias, *, axes, mesh):
+    """``sum(weights * siglip losses)`` of global arrays whose batch is split over ``axes`` of
+    ``mesh`` (automatic axes), with every gradient computed in the one ring pass.
+
+    A :func:`jax.custom_jvp` whose tangent is ``vdot(gradients, tangents)``, linear in the
+    tangents: reverse mode transposes it into "cotangent times the gradients", forward mode
+    uses it as it is, and plain evaluation runs the per-row ring only.
+    """
+    rows, scalar = PartitionSpec(axes), PartitionSpec()
+
+    @jax.custom_jvp
+    def weighted_sum(x, y, valid, weights, inverse_temperature, bias):
+        losses = jax.shard_map(
+            partial(siglip_ring, axes=axes),
+            mesh=mesh,
+            in_specs=(rows, rows, rows, scalar, scalar),
+            out_specs=rows,
+        )(x, y, valid, inverse_temperature, bias)
+        return jnp.sum(weights.astype(x.dtype) * losses)
+
+    def rule(primals, tangents):
+        total, *gradients = jax.shard_map(
+            partial(_siglip_gradients, axes=axes),
+            mesh=mesh,
+            in_specs=(rows, rows, rows, rows, scalar, scalar),
+            out_specs=(scalar, rows, rows, rows, scalar, scalar),
+        )(*primals)
+        t_losses = tangents[3]
+        pairs = zip(gradients, (t_losses, tangents[0], tangents[1], tangents[4], tangents[5]))
+        tangent = jnp.zeros((), x.dtype)
+        for gradient, t in pairs:
+            if not is_zero_tangent(t):
+                tangent = tangent + jnp.sum(gradient * t.astype(gradient.dtype))
+        return total, tangent
+
+    weighted_sum.defjvp(rule, symbolic_zeros=True)
+    return weighted_sum(x, y, valid, weights, inverse_temperature, bias)

@@ -30,7 +30,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 from jax import lax
-from jax.custom_derivatives import SymbolicZero
 from jax.sharding import PartitionSpec
 
 from losses_jax._linear_xent import (
@@ -42,21 +41,27 @@ from losses_jax._linear_xent import (
     local_split,
 )
 from losses_jax._numerics import row_peak
+from losses_jax._reduction import is_zero_tangent as _is_zero
 from losses_jax._sharding import place
 
 __all__ = [
     "BLOCK_ELEMENTS",
+    "GRADIENT_BLOCK_ELEMENTS",
     "Head",
     "Layout",
     "Vocab",
     "fused_weighted_sum",
     "per_token_values",
-    "reduction_weights",
     "resolve_layout",
 ]
 
 #: Largest block of logits, in elements: 64 tokens at a 32768-word vocabulary (8 MiB of float32).
 BLOCK_ELEMENTS = 2**21
+#: Largest block with a written-out gradient (``block_gradient``): its logits and their gradient
+#: are its only ``(T, V)`` arrays, so it holds twice the tokens of a ``vjp`` block (whose third
+#: array is the saved softmax) in 4/3 of the memory, and the classifier's gradient is updated
+#: half as often (the update reads and writes all of it).
+GRADIENT_BLOCK_ELEMENTS = 2**22
 _GRAD_CHUNK = 1024  # vocabulary chunk of the classifier's gradient update (and of filtering)
 _TOKEN_ALIGN = 8
 
@@ -111,9 +116,11 @@ class Layout(NamedTuple):
     gradient_filter: float | None = None  # skip |G| <= filter * |weight| chunks (fused only)
 
 
-def token_block(tokens: int, vocab_local: int, requested: int | None) -> int:
-    """Rows per block: ``requested``, or as many as fit :data:`BLOCK_ELEMENTS`, balanced."""
-    limit = requested or max(_TOKEN_ALIGN, BLOCK_ELEMENTS // max(vocab_local, 1))
+def token_block(
+    tokens: int, vocab_local: int, requested: int | None, block_elements: int = BLOCK_ELEMENTS
+) -> int:
+    """Rows per block: ``requested``, or as many as fit ``block_elements``, balanced."""
+    limit = requested or max(_TOKEN_ALIGN, block_elements // max(vocab_local, 1))
     return max(1, min(_balanced_chunk(tokens, limit, _TOKEN_ALIGN), max(tokens, 1)))
 
 
@@ -218,11 +225,12 @@ def resolve_layout(
     mesh,
     token_chunk_size: int | None,
     gradient_filter: float | None = None,
+    block_elements: int = BLOCK_ELEMENTS,
 ):
     """(layout, mesh) for ``n`` tokens and a vocabulary of ``v``; checks the even split."""
     tokens, vocab_local, mesh, token_axis = local_split(n, v, vocab_axis, token_axis, mesh)
     layout = Layout(
-        token_block=token_block(tokens, vocab_local, token_chunk_size),
+        token_block=token_block(tokens, vocab_local, token_chunk_size, block_elements),
         accumulate=accumulate,
         vocab_axis=vocab_axis,
         token_axis=token_axis,
@@ -235,15 +243,6 @@ def resolve_layout(
 # --------------------------------------------------------------------------------------
 # the fused weighted sum: gradients in the forward pass
 # --------------------------------------------------------------------------------------
-def reduction_weights(reduce, shape: tuple, dtype) -> jax.Array:
-    """The weights ``w`` with ``reduce(losses) == sum(w * losses)`` (``reduce`` is linear)."""
-    return jax.grad(lambda v: reduce(v).astype(dtype))(jnp.zeros(shape, dtype))
-
-
-def _is_zero(tangent) -> bool:
-    return tangent is None or isinstance(tangent, SymbolicZero)
-
-
 def _classifier_update(g_w, e_b, gz, weights_b, layout: Layout):
     """``g_w + e_b.T @ gz`` by vocabulary chunks (no ``(D, V)`` temporary), filtered if asked."""
     v = gz.shape[1]
@@ -268,11 +267,12 @@ def _classifier_update(g_w, e_b, gz, weights_b, layout: Layout):
     return _for_each_chunk(v, chunk, update, g_w)
 
 
-def _gradients(block_fn, heads, per_token, weights, opts, need, layout: Layout):
+def _gradients(block_fn, heads, per_token, weights, opts, need, layout: Layout, block_gradient):
     """(total, per-token losses, head gradients, option gradients) in one pass over the blocks.
 
     ``need`` says which heads (and whether the options) are differentiated: gradients of the
-    others are not computed (None).
+    others are not computed (None). ``block_gradient(logits, rows, weights)``, when given and
+    the options are not differentiated, replaces :func:`jax.vjp` of the block function.
     """
     acc = layout.accumulate
     vocab = Vocab(None, layout.vocab_size, 0)
@@ -304,8 +304,12 @@ def _gradients(block_fn, heads, per_token, weights, opts, need, layout: Layout):
             (loss,) = block_fn(logits, rows, opts, vocab)
             return loss
 
-        loss_b, pullback = jax.vjp(value, logits, opts)
-        g_logits, g_o = pullback(weights_b)
+        if block_gradient is not None and not opts_need:
+            loss_b, g_logits = block_gradient(logits, rows, weights_b)
+            g_o = None
+        else:
+            loss_b, pullback = jax.vjp(value, logits, opts)
+            g_logits, g_o = pullback(weights_b)
         new_grads = []
         for h, g, e_b, gz in zip(heads, grads, e_blocks, g_logits):
             g_e, g_w, g_b = g
@@ -334,11 +338,15 @@ def _vdot(gradient, tangent) -> jax.Array:
     return jnp.sum(gradient * tangent.astype(gradient.dtype))
 
 
-def fused_weighted_sum(block_fn, heads, per_token, weights, opts, layout: Layout) -> jax.Array:
+def fused_weighted_sum(
+    block_fn, heads, per_token, weights, opts, layout: Layout, block_gradient=None
+) -> jax.Array:
     """``sum(weights * loss)`` of a one-output ``block_fn``, with its gradients in the forward pass.
 
     On one device. The weights (``(N,)``, e.g. ``sample_weight * mask / divisor``) must be known
     before the loss; they, the heads and ``opts`` may all be differentiated, in either mode.
+    ``block_gradient(logits, rows, weights) -> (losses, logit gradients)``: optional, the
+    block function's gradient written out (fewer passes over a block than its ``vjp``).
     """
 
     @jax.custom_jvp
@@ -360,7 +368,14 @@ def fused_weighted_sum(block_fn, heads, per_token, weights, opts, layout: Layout
         )
         opts_need = any(not _is_zero(t) for t in jax.tree.leaves(t_opts, is_leaf=_is_zero))
         total, losses, grads, g_opts = _gradients(
-            block_fn, heads, per_token, weights, opts, (head_need, opts_need), layout
+            block_fn,
+            heads,
+            per_token,
+            weights,
+            opts,
+            (head_need, opts_need),
+            layout,
+            block_gradient,
         )
         tangent = jnp.zeros((), layout.accumulate)
         for g, t in zip(grads, t_heads):

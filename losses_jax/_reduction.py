@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike, DTypeLike
 
 from losses_jax._numerics import accumulation_dtype, compute_dtype, safe_divide
@@ -23,7 +24,9 @@ __all__ = [
     "REDUCTIONS",
     "Reduction",
     "combine_masks",
+    "is_zero_tangent",
     "reduce_weighted_values",
+    "reduction_weights",
     "standardize_reduction",
 ]
 
@@ -201,3 +204,18 @@ def reduce_weighted_values(
     else:
         divisor = jnp.asarray(values.size, acc_dtype)
     return safe_divide(total, divisor).astype(out_dtype)
+
+
+# --------------------------------------------------------------------------------------
+# fused weighted sums (Loss.weighted_sum): the reduction as weights, known before the loss
+# --------------------------------------------------------------------------------------
+def reduction_weights(reduce, shape: tuple, dtype) -> jax.Array:
+    """The weights ``w`` with ``reduce(losses) == sum(w * losses)`` (``reduce`` is linear)."""
+    return jax.grad(lambda v: reduce(v).astype(dtype))(jnp.zeros(shape, dtype))
+
+
+def is_zero_tangent(tangent) -> bool:
+    """Whether a :func:`jax.custom_jvp` rule's tangent is a known zero (symbolic, or float0)."""
+    if tangent is None or isinstance(tangent, SymbolicZero):
+        return True
+    return getattr(tangent, "dtype", None) == jax.dtypes.float0

@@ -20,7 +20,14 @@ from jax.custom_derivatives import SymbolicZero
 from losses_jax._numerics import accumulation_dtype, row_peak, weighted_sum_of_logs
 from losses_jax._validation import is_zero
 
-__all__ = ["add_at_labels", "add_z_loss", "softmax_xent_dense", "softmax_xent_sparse", "take_class"]
+__all__ = [
+    "add_at_labels",
+    "add_z_loss",
+    "softmax_xent_dense",
+    "softmax_xent_sparse",
+    "softmax_xent_sparse_gradient",
+    "take_class",
+]
 
 
 def _along_rows(fn, ndim: int):
@@ -139,6 +146,26 @@ def _softmax_xent_sparse_jvp(primals, tangents):
     (xent, lse), (e, total_exp) = _softmax_xent_sparse_parts(logits, labels)
     d_lse = _softmax_dot(e, total_exp, d_logits)
     return (xent, lse), (d_lse - take_class(d_logits.astype(e.dtype), labels), d_lse)
+
+
+def softmax_xent_sparse_gradient(
+    logits: jax.Array, labels: jax.Array, weights: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """``(xent, weights * (softmax - onehot(labels)))`` of rows ``(T, V)``, written out.
+
+    The gradient of ``sum(weights * xent)`` in the logits from the value's one ``exp`` pass:
+    ``e * (w / s)``, then ``-w`` scattered at the labels. A block's logits and this gradient
+    are then its only ``(T, V)`` arrays (a ``vjp`` of the value also keeps ``e``).
+
+    Examples:
+        >>> xent, g = softmax_xent_sparse_gradient(jnp.zeros((1, 2)), jnp.array([1]), jnp.ones(1))
+        >>> round(float(xent[0]), 4), [float(v) for v in g[0]]
+        (0.6931, [0.5, -0.5])
+    """
+    (xent, _), (e, total_exp) = _softmax_xent_sparse_parts(logits, labels)
+    scale = weights.astype(e.dtype) / total_exp
+    gradient = add_at_labels(e * scale[..., None], labels, -weights.astype(e.dtype))
+    return xent, gradient
 
 
 def add_z_loss(xent: jax.Array, lse: jax.Array, z_loss: Any) -> jax.Array:

@@ -10,8 +10,11 @@ a forward-mode ``jvp`` in ``x``, of the unsharded loss with the same loss comput
 * ``inside``: inside the caller's own ``jax.shard_map`` with ``axis_name="batch"``;
 * ``explicit``: on inputs sharded over a mesh of explicit axes (detected, no argument).
 
-Each way is one jitted function of both losses (three compilations in all: this runs in the
-default test tier). It checks that the explicit gradients come back batch-sharded and prints
+``fused``: the ``SiglipSigmoid`` class on the automatic mesh (its gradients formed in the ring
+pass by a custom rule), with sample weights, a jvp and the Hessian in the two scalars.
+
+Each way is one jitted function of both losses, the fused class another (four compilations in
+all: this runs in the default test tier). It checks that the explicit gradients come back batch-sharded and prints
 ``CONTRASTIVE_SHARDED <json>``: the largest absolute and relative differences per loss and way.
 """
 
@@ -86,6 +89,27 @@ def main(rows: int, dim: int) -> dict:
 
         return run
 
+    def siglip_class(axis_name=None, mesh=None):
+        """SiglipSigmoid's weighted mean (sharded: its gradients formed in the ring pass), its
+        value and gradient, a jvp in x and the Hessian in (log-temperature, bias)."""
+
+        def total(x, y, params, where, weight):
+            loss = lj.SiglipSigmoid(
+                temperature=jnp.exp(params[0]), bias=params[1], axis_name=axis_name
+            )
+            inputs = {} if mesh is None else {"mesh": mesh}
+            return loss(x, y, sample_weight=weight, mask=where, **inputs)
+
+        def run(x, y, params, where, weight, tangent):
+            value_and_grad = jax.value_and_grad(total, argnums=(0, 1, 2))(
+                x, y, params, where, weight
+            )
+            forward = jax.jvp(lambda v: total(v, y, params, where, weight), (x,), (tangent,))
+            hessian = jax.hessian(lambda p: total(x, y, p, where, weight))(jnp.stack(params))
+            return value_and_grad, forward, hessian
+
+        return run
+
     @jax.jit
     def sharded(*args):
         out = {"auto": ways(axis_name="batch", mesh=auto_mesh)(*args)}
@@ -105,10 +129,18 @@ def main(rows: int, dim: int) -> dict:
     args = (x, y, params, where, weight, tangent)
     expected = jax.jit(ways())(*args)
     found = sharded(*args)
+    # Its own program: sharing one with the per-row rings made XLA's CPU collectives fail.
+    fused = jax.jit(siglip_class(axis_name="batch", mesh=auto_mesh))(*args)
+    results_fused = compare(fused, jax.jit(siglip_class())(*args))
     with jax.set_mesh(explicit_mesh):
         xs, ys, ts = (jax.device_put(v, P("batch")) for v in (x, y, tangent))
         explicit = jax.jit(ways())(xs, ys, params, where, weight, ts)
     results: dict = {"batch": batch, "dim": dim, "devices": devices}
+    results["SiglipSigmoid/fused"] = results_fused
+    # The sharded class takes the fused rule (a custom_jvp), not the per-row ring.
+    value_only = siglip_class(axis_name="batch", mesh=auto_mesh)
+    jaxpr = str(jax.make_jaxpr(lambda *a: value_only(*a)[0][0])(*args))
+    results["SiglipSigmoid/fused_rule_used"] = "custom_jvp_call" in jaxpr
     for name in expected:
         for way in ("auto", "inside"):
             results[f"{name}/{way}"] = compare(found[way][name], expected[name])

@@ -234,7 +234,7 @@ def run_sharded_worker(rows: int, dim: int) -> dict:
 
 def _check_agreement(summary: dict):
     for key, value in summary.items():
-        if key.endswith("_grad_sharded"):
+        if isinstance(value, bool):  # sharded gradients, the fused rule taken
             assert value is True, key
         elif isinstance(value, dict):
             assert value["max_rel"] <= 1e-5, (key, value)

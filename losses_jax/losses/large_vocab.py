@@ -60,14 +60,17 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
 
 from losses_jax._linear_chunks import (
+    BLOCK_ELEMENTS,
+    GRADIENT_BLOCK_ELEMENTS,
     Head,
     fused_weighted_sum,
-    reduction_weights,
     resolve_layout,
 )
 from losses_jax._linear_xent import Options, token_losses
 from losses_jax._numerics import accumulation_dtype, compute_dtype
+from losses_jax._reduction import reduction_weights
 from losses_jax._sharding import has_explicit_sharding
+from losses_jax._softmax_xent import softmax_xent_sparse_gradient
 from losses_jax._validation import as_label_array, check_int, check_number, is_zero
 from losses_jax.base import Loss
 from losses_jax.checks import guard_labels_in_range
@@ -268,6 +271,13 @@ def _ce_block(logits, rows, opts: Options, vocab, *, smoothing: bool, z_loss: bo
     return (loss,)
 
 
+def _plain_ce_gradient(logits, rows, weights):
+    """Plain cross-entropy's block losses and weighted logit gradients, written out."""
+    (z,), (labels,) = logits, rows
+    losses, gradient = softmax_xent_sparse_gradient(z, labels, weights)
+    return losses, (gradient,)
+
+
 def _fused_total(loss: LinearCrossEntropy, labels, embeddings, classifier, bias, reduce):
     """``reduce(linear_cross_entropy(...))`` by :func:`fused_weighted_sum`, or None."""
     labels, embeddings, classifier, bias = _check_inputs(labels, embeddings, classifier, bias)
@@ -280,9 +290,11 @@ def _fused_total(loss: LinearCrossEntropy, labels, embeddings, classifier, bias,
     dtype = jnp.result_type(embeddings.dtype, classifier.dtype)
     acc = accumulation_dtype(dtype)
     weights = reduction_weights(reduce, labels.shape, acc)
+    plain = is_zero(loss.label_smoothing) and is_zero(loss.z_loss) and loss.logit_soft_cap is None
     layout, _ = resolve_layout(
         labels.size, vocab, accumulate=acc, vocab_axis=None, token_axis=None, mesh=None,
         token_chunk_size=loss.token_chunk_size, gradient_filter=loss.gradient_filter,
+        block_elements=GRADIENT_BLOCK_ELEMENTS if plain else BLOCK_ELEMENTS,
     )  # fmt: skip
     options = (loss.label_smoothing, loss.z_loss, loss.logit_soft_cap)
     opts = Options(*(jnp.asarray(0.0 if x is None else x, acc) for x in options))
@@ -295,8 +307,9 @@ def _fused_total(loss: LinearCrossEntropy, labels, embeddings, classifier, bias,
     head = Head(embeddings.astype(dtype).reshape(-1, embeddings.shape[-1]),
                 classifier.astype(dtype), bias)  # fmt: skip
     total = fused_weighted_sum(
-        block, (head,), (labels.reshape(-1),), weights.reshape(-1), opts, layout
-    )
+        block, (head,), (labels.reshape(-1),), weights.reshape(-1), opts, layout,
+        block_gradient=_plain_ce_gradient if plain else None,
+    )  # fmt: skip
     return total.astype(compute_dtype(loss.dtype))
 
 

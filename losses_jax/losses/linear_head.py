@@ -37,10 +37,10 @@ from losses_jax._linear_chunks import (
     Head,
     fused_weighted_sum,
     per_token_values,
-    reduction_weights,
     resolve_layout,
 )
 from losses_jax._numerics import accumulation_dtype, compute_dtype
+from losses_jax._reduction import reduction_weights
 from losses_jax._sharding import has_explicit_sharding
 from losses_jax._validation import as_label_array, check_bool, check_int, check_number, is_traced
 from losses_jax.base import Loss
