@@ -272,12 +272,13 @@ def _siglip_gradients(x, y, valid, weights, inverse_temperature, bias, *, axes: 
     weights = jnp.where(valid, weights, 0.0).astype(x.dtype)
     rows = jnp.arange(x.shape[0])[:, None]
 
-    def block_step(own: bool, carry, block):
+    def block_step(own: bool, carry, block, start):
         losses, g_x, g_scale, g_bias = carry
         y_block, valid_block, g_y = block
         dots = jnp.einsum("id,jd->ij", x, y_block, preferred_element_type=x.dtype)
         softplus_pos, softplus_neg, sigmoid_pos, sigmoid_neg = logistic_terms(dots * scale + bias)
-        positive = rows == jnp.arange(y_block.shape[0])[None, :] if own else jnp.zeros((), bool)
+        columns = start + jnp.arange(y_block.shape[0])[None, :]
+        positive = rows == columns if own else jnp.zeros((), bool)
         keep = valid_block[None, :]
         # d softplus(-t)/dt = -sigmoid(-t) on positive pairs, d softplus(t)/dt = sigmoid(t) else
         terms = jnp.where(keep, jnp.where(positive, softplus_neg, softplus_pos), 0.0)
@@ -297,11 +298,16 @@ def _siglip_gradients(x, y, valid, weights, inverse_temperature, bias, *, axes: 
     zeros = _varying(jnp.zeros(x.shape[:1], x.dtype), axes)
     scalar = _varying(jnp.zeros((), x.dtype), axes)
     carry = (zeros, jnp.zeros_like(x), scalar, scalar)
-    carry, block = block_step(True, carry, (y, valid, jnp.zeros_like(y)))
+    # Column pieces as in the per-row ring: a few b x 128 arrays at a time, not b x b ones.
+    carry, block = _over_column_pieces(
+        partial(block_step, True), carry, (y, valid, jnp.zeros_like(y))
+    )
 
     def ring_step(state, _):
         carry, block = state
-        return block_step(False, carry, _ring_shift(block, axes)), None
+        return _over_column_pieces(
+            partial(block_step, False), carry, _ring_shift(block, axes)
+        ), None
 
     (carry, block), _ = lax.scan(ring_step, (carry, block), None, length=lax.axis_size(axes) - 1)
     losses, g_x, g_scale, g_bias = carry
