@@ -289,6 +289,13 @@ def ctc_nll(
         >>> round(float(ctc_nll(logits, labels, one, jnp.array([2]), 0)[0]), 4)
         0.2877
     """
+    return _compiled_nll(logits, labels, label_lengths, logit_lengths, blank)
+
+
+# Compiled as one program even when called eagerly (op by op, the recursions' set-up and the
+# gradient's assembly dispatch dozens of small programs); inlined under an outer jit.
+@functools.partial(jax.jit, static_argnums=(4,))
+def _compiled_nll(logits, labels, label_lengths, logit_lengths, blank):
     fmt = _format(logits.dtype)
     return _nll(fmt, logits, labels, label_lengths, logit_lengths, blank, keep_all=False)[0]
 
@@ -341,6 +348,7 @@ def ctc_forward_log_probs(
     return log_blank, log_emit
 
 
+@functools.partial(jax.jit, static_argnums=(4,))
 def _nll_and_gradient(logits, labels, label_lengths, logit_lengths, blank):
     """``(nll, d nll / d logits)``: the alpha recursion, then the beta recursion for the
     occupancy; the gradient is the softmax minus the occupancy on valid frames."""

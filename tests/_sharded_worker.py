@@ -66,6 +66,22 @@ WEIGHTINGS = ("unweighted", "per_sample")
 ALL_CASES = tuple(f"{r}/{w}" for r in DISTINCT_REDUCTIONS for w in WEIGHTINGS)
 # Every case list holds the "none" case of its weightings: the NumPy reduction check needs it.
 OPTION_CASES = ("sum_over_batch_size/per_sample", "none/per_sample")
+# The default tier's split of ALL_CASES between the automatic and the explicit batch mesh.
+QUICK_CASES = {
+    "batch8": (
+        "sum_over_batch_size/unweighted",
+        "mean_with_sample_weight/per_sample",
+        "none/unweighted",
+        "none/per_sample",
+    ),
+    "batch8_explicit": (
+        "sum/unweighted",
+        "sum_over_batch_size/per_sample",
+        "mean_with_sample_weight/unweighted",
+        "none/unweighted",
+        "none/per_sample",
+    ),
+}
 # name -> (mesh shape, axis names, the axis the batch is split over, explicit axes?)
 MESHES = {
     "batch8": ((8,), ("batch",), "batch", False),
@@ -98,8 +114,22 @@ class Config:
 def configurations(entries, adapters=(), scope: str = "all") -> list[Config]:
     """The catalogue on every mesh (see the module docstring); the local adapters on "batch8"
     and "batch8_explicit". ``scope``: "first" (each loss's first option set, every mesh, and the
-    adapters), "rest" (the other option sets) or "all"."""
+    adapters), "rest" (the other option sets), "all", or "quick" (the default tier: each loss's
+    first option set on every mesh, the reductions and weightings split between the two batch
+    meshes, two cases on "data4_model2"; each adapter's first option set)."""
     configs = []
+    if scope == "quick":
+        for entry in entries:
+            batch_shape = (BATCH, 2) if entry.max_batch_rank >= 2 else (BATCH,)
+            for mesh, cases in QUICK_CASES.items():
+                configs.append(Config(entry, entry.options[0], mesh, cases))
+            configs.append(
+                Config(entry, entry.options[0], "data4_model2", OPTION_CASES, batch_shape)
+            )
+        for entry in adapters:
+            for mesh, cases in QUICK_CASES.items():
+                configs.append(Config(entry, entry.options[0], mesh, cases))
+        return configs
     for entry in entries:
         first, *others = entry.options
         if scope in ("rest", "all"):

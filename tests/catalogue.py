@@ -1103,6 +1103,31 @@ def entry_option_params(filter_fn=None):
     ]
 
 
+def rotated_choice(entry: Entry, values: tuple):
+    """The one of ``values`` that ``entry`` takes in the default tier: rotating along the
+    catalogue, so that each value runs for about ``1/len(values)`` of the losses."""
+    names = [e.name for e in ENTRIES]
+    return values[names.index(entry.name) % len(values)]
+
+
+def rotated_params(values: tuple, ids: tuple, filter_fn=None):
+    """``pytest.param``s over ``(entry, options, value)``: every value of ``values`` for every
+    option set in the slow tier; in the default tier each loss's default-tier option sets with
+    one value (:func:`rotated_choice`), e.g. one of float16 and bfloat16 per loss."""
+    import pytest
+
+    params = []
+    for entry, options in entry_options():
+        if filter_fn is not None and not filter_fn(entry, options):
+            continue
+        chosen = rotated_choice(entry, values)
+        for value, value_id in zip(values, ids):
+            marks = tier_marks(entry, options) or ([] if value == chosen else [pytest.mark.slow])
+            label = f"{entry.name}[{option_id(options)}]-{value_id}"
+            params.append(pytest.param(entry, options, value, id=label, marks=marks))
+    return params
+
+
 def exported_loss_classes() -> list[str]:
     """Every public class of losses_jax that is a concrete ``Loss`` subclass."""
     names = []

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from catalogue import entry_option_params
+from catalogue import entry_option_params, rotated_params
 
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean_with_sample_weight", "none")
 
@@ -28,8 +28,10 @@ def _empty_inputs(entry, options):
     return inputs.y_true, jnp.asarray(inputs.y_pred), inputs.extra
 
 
-@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
-@pytest.mark.parametrize(("entry", "options"), entry_option_params(lambda e, o: o is e.options[0]))
+@pytest.mark.parametrize(
+    ("entry", "options", "jit"),
+    rotated_params((True, False), ("jit", "eager"), lambda e, o: o is e.options[0]),
+)
 def test_empty_batch_gives_an_empty_result(entry, options, jit):
     y_true, y_pred, extra = _empty_inputs(entry, options)
     assert y_pred.shape[0] == 0

@@ -27,6 +27,7 @@ from catalogue import (
     entry_options,
     jitted_evaluation,
     option_id,
+    rotated_choice,
     tier_marks,
     with_dtype,
 )
@@ -418,6 +419,8 @@ def low_precision_params():
                     continue  # not representable in the dtype at all (1e18, 1e30)
                 label = f"{dtype}-{entry.name}[{option_id(options)}]-{case}"
                 marks = tier_marks(entry, options)
+                if rotated_choice(entry, ("float16", "bfloat16")) != dtype:
+                    marks = [pytest.mark.slow]  # the default tier: one dtype per loss
                 params.append(pytest.param(entry, options, inputs, dtype, id=label, marks=marks))
     return params
 

@@ -16,11 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import references as ref
-from catalogue import BY_NAME, Inputs, entry_option_params, jitted_evaluation, with_dtype
+from catalogue import BY_NAME, Inputs, jitted_evaluation, rotated_params, with_dtype
 
 import losses_jax as lj
 
-LOW_PRECISION = ["float16", "bfloat16"]
+LOW_PRECISION = ("float16", "bfloat16")
 RTOL = 3e-2
 # Values of a few hundredths (cosine similarities, Dice of good masks) are compared absolutely.
 ATOL = 2e-3
@@ -45,9 +45,11 @@ def assert_close_to_float32(low, high, rtol=RTOL, atol=ATOL):
     np.testing.assert_allclose(low, high, rtol=rtol, atol=atol)
 
 
-@pytest.mark.parametrize("dtype", LOW_PRECISION)
-@pytest.mark.parametrize(("entry", "options"), entry_option_params())
+@pytest.mark.parametrize(
+    ("entry", "options", "dtype"), rotated_params(LOW_PRECISION, LOW_PRECISION)
+)
 def test_low_precision_matches_float32(entry, options, dtype):
+    """Each loss in one of the two dtypes in the default tier (rotating), both in the slow."""
     inputs = rounded(entry.inputs(5, (8,), options), dtype)
     reference = jitted_evaluation(entry, options)(inputs).value
     value, grad, _ = jitted_evaluation(entry, options, dtype=dtype)(with_dtype(inputs, dtype))

@@ -28,10 +28,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _sharded_worker import (
+    ALL_CASES,
     BATCH,
     DISTINCT_REDUCTIONS,
     MESHES,
     MULTI_HOST_LOSSES,
+    OPTION_CASES,
+    QUICK_CASES,
     SUMMARY_PREFIX,
     local_entries,
     mismatch,
@@ -153,16 +156,8 @@ def assert_no_failures(summary: dict) -> None:
     )
 
 
-def test_every_loss_batch_sharded_on_8_devices_matches_unsharded(record_property):
-    summary = run_sharded_worker("first")
-    record_property("sharded_cases", summary["cases"])
-    record_property("sharded_checks", summary["checks"])
-    print(
-        f"\n{summary['cases']} sharded cases, {summary['checks']} checks over "
-        f"{len(summary['losses'])} losses in {summary['seconds']} s; slowest {summary['slowest']}"
-    )
+def _check_catalogue_run(summary: dict, cases_per_loss: int) -> None:
     assert summary["device_count"] == 8
-
     # Coverage: every catalogue loss on every mesh, every reduction x weighting.
     available = [entry.name for entry in available_entries()]
     assert summary["losses"] == available
@@ -173,10 +168,35 @@ def test_every_loss_batch_sharded_on_8_devices_matches_unsharded(record_property
     meshes = {(loss, mesh) for loss, _, mesh in summary["configurations"]}
     missing = {(loss, mesh) for loss in available for mesh in MESHES} - meshes
     assert not missing, f"losses not run on a mesh: {sorted(missing)}"
-    assert summary["cases"] >= len(DISTINCT_REDUCTIONS) * len(MESHES) * len(available)
+    assert summary["cases"] >= cases_per_loss * len(available)
     assert_no_failures(summary)
     # The control: shard_map's per-shard weighted mean, averaged, differs from the global one.
     assert summary["per_shard_mean_caught"]
+
+
+def test_every_loss_batch_sharded_on_8_devices_matches_unsharded(record_property):
+    """Each loss on the three meshes, every reduction and weighting on one of the two batch
+    meshes (the whole grid on each mesh: the slow tier's test below)."""
+    summary = run_sharded_worker("quick")
+    record_property("sharded_cases", summary["cases"])
+    print(
+        f"\n{summary['cases']} sharded cases, {summary['checks']} checks over "
+        f"{len(summary['losses'])} losses in {summary['seconds']} s; slowest {summary['slowest']}"
+    )
+    assert sorted({c for cases in QUICK_CASES.values() for c in cases}) == sorted(ALL_CASES)
+    _check_catalogue_run(summary, sum(map(len, QUICK_CASES.values())) + len(OPTION_CASES))
+
+
+@pytest.mark.slow  # about 6 CPU-minutes: `make test-all`
+def test_every_reduction_on_every_mesh(record_property):
+    summary = run_sharded_worker("first")
+    record_property("sharded_cases", summary["cases"])
+    record_property("sharded_checks", summary["checks"])
+    print(
+        f"\n{summary['cases']} sharded cases, {summary['checks']} checks over "
+        f"{len(summary['losses'])} losses in {summary['seconds']} s; slowest {summary['slowest']}"
+    )
+    _check_catalogue_run(summary, len(DISTINCT_REDUCTIONS) * len(MESHES))
 
 
 @pytest.mark.slow  # about 6 CPU-minutes: `make test-all`
