@@ -66,22 +66,8 @@ WEIGHTINGS = ("unweighted", "per_sample")
 ALL_CASES = tuple(f"{r}/{w}" for r in DISTINCT_REDUCTIONS for w in WEIGHTINGS)
 # Every case list holds the "none" case of its weightings: the NumPy reduction check needs it.
 OPTION_CASES = ("sum_over_batch_size/per_sample", "none/per_sample")
-# The default tier's split of ALL_CASES between the automatic and the explicit batch mesh.
-QUICK_CASES = {
-    "batch8": (
-        "sum_over_batch_size/unweighted",
-        "mean_with_sample_weight/per_sample",
-        "none/unweighted",
-        "none/per_sample",
-    ),
-    "batch8_explicit": (
-        "sum/unweighted",
-        "sum_over_batch_size/per_sample",
-        "mean_with_sample_weight/unweighted",
-        "none/unweighted",
-        "none/per_sample",
-    ),
-}
+
+
 # name -> (mesh shape, axis names, the axis the batch is split over, explicit axes?)
 MESHES = {
     "batch8": ((8,), ("batch",), "batch", False),
@@ -115,20 +101,20 @@ def configurations(entries, adapters=(), scope: str = "all") -> list[Config]:
     """The catalogue on every mesh (see the module docstring); the local adapters on "batch8"
     and "batch8_explicit". ``scope``: "first" (each loss's first option set, every mesh, and the
     adapters), "rest" (the other option sets), "all", or "quick" (the default tier: each loss's
-    first option set on every mesh, the reductions and weightings split between the two batch
-    meshes, two cases on "data4_model2"; each adapter's first option set)."""
+    and adapter's first option set, every reduction and weighting, on one mesh, the meshes
+    rotating along the catalogue)."""
     configs = []
     if scope == "quick":
-        for entry in entries:
-            batch_shape = (BATCH, 2) if entry.max_batch_rank >= 2 else (BATCH,)
-            for mesh, cases in QUICK_CASES.items():
-                configs.append(Config(entry, entry.options[0], mesh, cases))
-            configs.append(
-                Config(entry, entry.options[0], "data4_model2", OPTION_CASES, batch_shape)
+        # One mesh per loss, rotating along the catalogue (each mesh for a third of it).
+        names = list(MESHES)
+        for index, entry in enumerate([*entries, *adapters]):
+            mesh = names[index % len(names)]
+            if entry in adapters and mesh == "data4_model2":
+                mesh = "batch8"  # the adapters run on the batch meshes only
+            batch_shape = (
+                (BATCH, 2) if mesh == "data4_model2" and entry.max_batch_rank >= 2 else (BATCH,)
             )
-        for entry in adapters:
-            for mesh, cases in QUICK_CASES.items():
-                configs.append(Config(entry, entry.options[0], mesh, cases))
+            configs.append(Config(entry, entry.options[0], mesh, ALL_CASES, batch_shape))
         return configs
     for entry in entries:
         first, *others = entry.options
