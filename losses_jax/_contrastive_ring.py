@@ -34,7 +34,7 @@ from jax import lax
 from jax.sharding import PartitionSpec
 
 from losses_jax._numerics import logistic_terms, row_peak
-from losses_jax._reduction import is_zero_tangent
+from losses_jax._reduction import gradient_tangent
 from losses_jax._sharding import axis_size, place, resolve_mesh
 
 __all__ = ["batch_axes", "clip_ring", "ring_or_local", "siglip_ring", "siglip_weighted_sum"]
@@ -344,13 +344,10 @@ def siglip_weighted_sum(x, y, valid, weights, inverse_temperature, bias, *, axes
             in_specs=(rows, rows, rows, rows, scalar, scalar),
             out_specs=(scalar, rows, rows, rows, scalar, scalar),
         )(*primals)
-        t_losses = tangents[3]
-        pairs = zip(gradients, (t_losses, tangents[0], tangents[1], tangents[4], tangents[5]))
-        tangent = jnp.zeros((), x.dtype)
-        for gradient, t in pairs:
-            if not is_zero_tangent(t):
-                tangent = tangent + jnp.sum(gradient * t.astype(gradient.dtype))
-        return total, tangent
+        # gradients: per-row losses (the weights'), x, y, inverse temperature, bias
+        t_x, t_y, _, t_weights, t_scale, t_bias = tangents
+        pairs = zip(gradients, (t_weights, t_x, t_y, t_scale, t_bias))
+        return total, gradient_tangent(pairs, x.dtype)
 
     weighted_sum.defjvp(rule, symbolic_zeros=True)
     return weighted_sum(x, y, valid, weights, inverse_temperature, bias)

@@ -41,6 +41,7 @@ from losses_jax._linear_xent import (
     local_split,
 )
 from losses_jax._numerics import row_peak
+from losses_jax._reduction import gradient_tangent
 from losses_jax._reduction import is_zero_tangent as _is_zero
 from losses_jax._sharding import place
 
@@ -334,10 +335,6 @@ def _gradients(block_fn, heads, per_token, weights, opts, need, layout: Layout, 
     return _for_each_chunk(n, layout.token_block, block, init)
 
 
-def _vdot(gradient, tangent) -> jax.Array:
-    return jnp.sum(gradient * tangent.astype(gradient.dtype))
-
-
 def fused_weighted_sum(
     block_fn, heads, per_token, weights, opts, layout: Layout, block_gradient=None
 ) -> jax.Array:
@@ -377,18 +374,11 @@ def fused_weighted_sum(
             layout,
             block_gradient,
         )
-        tangent = jnp.zeros((), layout.accumulate)
-        for g, t in zip(grads, t_heads):
-            for g_x, t_x in zip(g, t):
-                if g_x is not None and not _is_zero(t_x):
-                    tangent = tangent + _vdot(g_x, t_x)
-        if not _is_zero(t_weights):
-            tangent = tangent + _vdot(losses, t_weights)
+        pairs = [(g_x, t_x) for g, t in zip(grads, t_heads) for g_x, t_x in zip(g, t)]
+        pairs.append((losses, t_weights))
         if opts_need:
-            for g_x, t_x in zip(jax.tree.leaves(g_opts), jax.tree.leaves(t_opts, is_leaf=_is_zero)):
-                if not _is_zero(t_x):
-                    tangent = tangent + _vdot(g_x, t_x)
-        return total, tangent
+            pairs += zip(jax.tree.leaves(g_opts), jax.tree.leaves(t_opts, is_leaf=_is_zero))
+        return total, gradient_tangent(pairs, layout.accumulate)
 
     weighted_sum.defjvp(rule, symbolic_zeros=True)
     return weighted_sum(heads, per_token, weights, opts)

@@ -24,6 +24,7 @@ __all__ = [
     "REDUCTIONS",
     "Reduction",
     "combine_masks",
+    "gradient_tangent",
     "is_zero_tangent",
     "reduce_weighted_values",
     "reduction_weights",
@@ -219,3 +220,14 @@ def is_zero_tangent(tangent) -> bool:
     if tangent is None or isinstance(tangent, SymbolicZero):
         return True
     return getattr(tangent, "dtype", None) == jax.dtypes.float0
+
+
+def gradient_tangent(pairs, dtype) -> jax.Array:
+    """``sum(vdot(gradient, tangent))`` over ``(gradient, tangent)`` pairs, skipping absent
+    gradients (None) and zero tangents: the tangent of a fused weighted sum's rule, linear in
+    the tangents, so JAX transposes it into "cotangent times the gradients"."""
+    total = jnp.zeros((), dtype)
+    for gradient, tangent in pairs:
+        if gradient is not None and not is_zero_tangent(tangent):
+            total = total + jnp.sum(gradient * tangent.astype(gradient.dtype))
+    return total

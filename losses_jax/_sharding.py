@@ -17,7 +17,14 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
-__all__ = ["axis_size", "has_explicit_sharding", "place", "replicated", "resolve_mesh"]
+__all__ = [
+    "axis_size",
+    "has_explicit_axes",
+    "has_explicit_sharding",
+    "place",
+    "replicated",
+    "resolve_mesh",
+]
 
 _MaybeArray = TypeVar("_MaybeArray", jax.Array, None)
 
@@ -37,6 +44,11 @@ def has_explicit_sharding(x: jax.Array) -> bool:
     """Whether ``x``'s type carries explicit mesh axes (sharding visible to the program)."""
     spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
     return spec is not None and any(axis is not None for axis in spec)
+
+
+def has_explicit_axes(mesh: Any) -> bool:
+    """Whether ``mesh`` has an explicit axis (shardings are part of the arrays' types)."""
+    return any(t == AxisType.Explicit for t in mesh.axis_types)
 
 
 def resolve_mesh(mesh: Any, option: str, value: Any) -> Any:
@@ -64,8 +76,7 @@ def axis_size(mesh: Any, axis: str | tuple[str, ...]) -> int:
 
 def place(x: _MaybeArray, spec: PartitionSpec | None, mesh: Any) -> _MaybeArray:
     """``x`` resharded to ``spec`` where the mesh has explicit axes (shard_map demands it)."""
-    explicit = any(t == AxisType.Explicit for t in mesh.axis_types)
-    if x is None or spec is None or not explicit:
+    if x is None or spec is None or not has_explicit_axes(mesh):
         return x
     target = NamedSharding(mesh, spec) if isinstance(mesh, jax.sharding.Mesh) else spec
     return jax.sharding.reshard(x, target)

@@ -45,7 +45,7 @@ from losses_jax._embedding_batch import (
 )
 from losses_jax._numerics import compute_dtype, l2_normalize, logsumexp, upcast
 from losses_jax._reduction import reduction_weights
-from losses_jax._sharding import axis_size, replicated
+from losses_jax._sharding import axis_size, has_explicit_axes, replicated
 from losses_jax._validation import check_bool, check_number
 
 __all__ = [
@@ -241,7 +241,7 @@ def _siglip_fused_total(x, y, reduce, dtype, *, temperature, bias, normalize, ax
         return None
     x, y, valid, _ = _towers(x, y, where, normalize, "siglip_sigmoid")
     mode, axes, mesh = batch_axes(x, axis_name, mesh)
-    if mode != "wrap" or jax.sharding.AxisType.Explicit in tuple(mesh.axis_types):
+    if mode != "wrap" or has_explicit_axes(mesh):
         return None  # inside a caller's shard_map or explicit axes: the per-row ring
     if x.shape[0] % axis_size(mesh, axes):
         return None  # the per-row path raises the error

@@ -290,7 +290,12 @@ def _fused_total(loss: LinearCrossEntropy, labels, embeddings, classifier, bias,
     dtype = jnp.result_type(embeddings.dtype, classifier.dtype)
     acc = accumulation_dtype(dtype)
     weights = reduction_weights(reduce, labels.shape, acc)
-    plain = is_zero(loss.label_smoothing) and is_zero(loss.z_loss) and loss.logit_soft_cap is None
+    flags = {
+        "smoothing": not is_zero(loss.label_smoothing),
+        "z_loss": not is_zero(loss.z_loss),
+        "cap": loss.logit_soft_cap is not None,
+    }
+    plain = not any(flags.values())
     layout, _ = resolve_layout(
         labels.size, vocab, accumulate=acc, vocab_axis=None, token_axis=None, mesh=None,
         token_chunk_size=loss.token_chunk_size, gradient_filter=loss.gradient_filter,
@@ -298,12 +303,7 @@ def _fused_total(loss: LinearCrossEntropy, labels, embeddings, classifier, bias,
     )  # fmt: skip
     options = (loss.label_smoothing, loss.z_loss, loss.logit_soft_cap)
     opts = Options(*(jnp.asarray(0.0 if x is None else x, acc) for x in options))
-    block = partial(
-        _ce_block,
-        smoothing=not is_zero(loss.label_smoothing),
-        z_loss=not is_zero(loss.z_loss),
-        cap=loss.logit_soft_cap is not None,
-    )
+    block = partial(_ce_block, **flags)
     head = Head(embeddings.astype(dtype).reshape(-1, embeddings.shape[-1]),
                 classifier.astype(dtype), bias)  # fmt: skip
     total = fused_weighted_sum(
