@@ -58,10 +58,10 @@ __all__ = [
 
 #: Largest block of logits, in elements: 64 tokens at a 32768-word vocabulary (8 MiB of float32).
 BLOCK_ELEMENTS = 2**21
-#: Largest block with a written-out gradient (``block_gradient``): its logits and their gradient
-#: are its only ``(T, V)`` arrays, so it holds twice the tokens of a ``vjp`` block (whose third
-#: array is the saved softmax) in 4/3 of the memory, and the classifier's gradient is updated
-#: half as often (the update reads and writes all of it).
+#: Largest block with a written-out gradient (``block_gradient``): the gradient is written over
+#: the logits, one ``(T, V)`` array, so it holds twice the tokens of a ``vjp`` block (logits,
+#: saved softmax, cotangent) in 2/3 of the memory, and the classifier's gradient, which each
+#: block reads and writes whole, is updated half as often.
 GRADIENT_BLOCK_ELEMENTS = 2**22
 _GRAD_CHUNK = 1024  # vocabulary chunk of the classifier's gradient update (and of filtering)
 _TOKEN_ALIGN = 8

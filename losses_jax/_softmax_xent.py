@@ -153,18 +153,20 @@ def softmax_xent_sparse_gradient(
 ) -> tuple[jax.Array, jax.Array]:
     """``(xent, weights * (softmax - onehot(labels)))`` of rows ``(T, V)``, written out.
 
-    The gradient of ``sum(weights * xent)`` in the logits from the value's one ``exp`` pass:
-    ``e * (w / s)``, then ``-w`` scattered at the labels. A block's logits and this gradient
-    are then its only ``(T, V)`` arrays (a ``vjp`` of the value also keeps ``e``).
+    The gradient of ``sum(weights * xent)`` in the logits is one elementwise pass over them,
+    ``(exp(x - lse) - [j == label]) * w``, which XLA writes over the logits' buffer: a block's
+    logits and this gradient are one ``(T, V)`` array. (Keeping ``exp(x - peak)`` from the sum,
+    or scattering ``-w`` at the labels, costs a second one; the second ``exp`` costs less.)
 
     Examples:
         >>> xent, g = softmax_xent_sparse_gradient(jnp.zeros((1, 2)), jnp.array([1]), jnp.ones(1))
         >>> round(float(xent[0]), 4), [float(v) for v in g[0]]
         (0.6931, [0.5, -0.5])
     """
-    (xent, _), (e, total_exp) = _softmax_xent_sparse_parts(logits, labels)
-    scale = weights.astype(e.dtype) / total_exp
-    gradient = add_at_labels(e * scale[..., None], labels, -weights.astype(e.dtype))
+    (xent, lse), _ = _softmax_xent_sparse_parts(logits, labels)
+    x = logits.astype(lse.dtype)
+    is_label = labels[..., None] == jnp.arange(x.shape[-1])
+    gradient = (jnp.exp(x - lse[..., None]) - is_label) * weights.astype(x.dtype)[..., None]
     return xent, gradient
 
 
