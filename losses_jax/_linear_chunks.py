@@ -8,8 +8,9 @@ function of the softmax fits (a two-pass log-sum-exp, the log of a mixture) with
 statistics. Memory does not grow with the number of tokens, and only through ``T >= 8`` rows with
 the vocabulary. Two ways to differentiate:
 
-* :func:`per_token_values`: per-token outputs, each block under :func:`jax.checkpoint`, so reverse
-  mode recomputes the block's logits (one more product per head than the naive path);
+* :func:`per_token_values`: per-token outputs, each block under :func:`jax.checkpoint` keeping
+  only its rows' log-sum-exps, so reverse mode recomputes the block's logits (one more product
+  per head than the naive path) and one ``exp`` pass, but no maximum or sum over the vocabulary;
 * :func:`fused_weighted_sum`: the scalar ``sum(weights * loss)`` as a :func:`jax.custom_jvp`
   whose rule computes, in the same pass as the value, the gradients of every head that is
   differentiated (the derivative of the block function by :func:`jax.vjp`, then ``dE = G @ W.T``
@@ -30,6 +31,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.ad_checkpoint import checkpoint_name
 from jax.sharding import PartitionSpec
 
 from losses_jax._linear_xent import (
@@ -92,8 +94,7 @@ class Vocab(NamedTuple):
 
     def logsumexp(self, z):
         """``logsumexp(z)`` over the rows of a block ``(T, V_local)``, across all shards."""
-        peak = self.max(lax.stop_gradient(z))  # a shift the result does not depend on
-        return peak + jnp.log(self.sum(jnp.exp(z - peak[:, None])))
+        return checkpoint_name(_block_logsumexp(self.axis, z), _LSE_NAME)
 
     def log_softmax(self, z):
         """``(log_softmax(z), logsumexp(z))`` of a block, rows over all shards."""
@@ -104,6 +105,31 @@ class Vocab(NamedTuple):
         """``z[t, labels[t]]`` (0 where the label is another device's or out of range)."""
         hit = (labels - self.start)[:, None] == jnp.arange(z.shape[-1])[None, :]
         return self.sum(jnp.where(hit, z, 0.0))
+
+
+_LSE_NAME = "linear_head_logsumexp"
+#: Reverse mode of a per-token block keeps its log-sum-exps (a number per token and head) and
+#: recomputes the rest: the logits, then one ``exp`` pass for the softmax.
+_KEEP_LOGSUMEXP = jax.checkpoint_policies.save_only_these_names(_LSE_NAME)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _block_logsumexp(axis, z):
+    """``logsumexp`` of a block's rows over the vocabulary (all shards of ``axis``).
+
+    Its tangent, ``sum(exp(z - lse) * dz)``, needs only the logits and the result: with the
+    result kept, reverse mode recomputes no maximum and no sum of exponentials.
+    """
+    vocab = Vocab(axis, 0, 0)
+    peak = vocab.max(lax.stop_gradient(z))  # a shift the result does not depend on
+    return peak + jnp.log(vocab.sum(jnp.exp(z - peak[:, None])))
+
+
+@_block_logsumexp.defjvp
+def _block_logsumexp_jvp(axis, primals, tangents):
+    (z,), (dz,) = primals, tangents
+    lse = _block_logsumexp(axis, z)
+    return lse, Vocab(axis, 0, 0).sum(jnp.exp(z - lse[:, None]) * dz)
 
 
 class Layout(NamedTuple):
@@ -154,7 +180,7 @@ def _per_token_local(block_fn, heads, per_token, opts, layout: Layout, vocab: Vo
     outputs = (template,) * count
 
     def block(t0, size, outs):
-        @partial(jax.checkpoint, prevent_cse=False)
+        @partial(jax.checkpoint, prevent_cse=False, policy=_KEEP_LOGSUMEXP)
         def values(heads, per_token, opts):
             logits = tuple(
                 _logits(_rows(h.embeddings, t0, size), h, layout.accumulate) for h in heads
