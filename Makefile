@@ -41,11 +41,13 @@ package: $(PACKAGE_STAMP)
 	$(BIN)/python -m build --no-isolation --outdir dist .
 	$(BIN)/twine check --strict dist/*
 
+# --dist loadgroup: the tests of one catalogue loss run on one worker (tests/conftest.py), which
+# compiles that loss's programs once.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -m "not slow" -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" -q
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check losses_jax tests examples benchmarks

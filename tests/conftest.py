@@ -53,8 +53,24 @@ def _covering(items) -> set[int]:
     return chosen or {0}
 
 
+def _catalogue_entry(item):
+    """The catalogue entry a test is parametrized with, if any."""
+    from catalogue import Entry
+
+    params = getattr(item, "callspec", None)
+    values = params.params.values() if params is not None else ()
+    return next((value for value in values if isinstance(value, Entry)), None)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
+    # Under `pytest -n 2 --dist loadgroup` (the Makefile's runs) one worker runs every test of a
+    # catalogue loss, so the jitted programs and compiled primitives the suites cache per loss
+    # (catalogue.jitted_evaluation and the like) are compiled once, not once per worker.
+    for item in items:
+        entry = _catalogue_entry(item)
+        if entry is not None:
+            item.add_marker(pytest.mark.xdist_group(entry.name))
     groups: dict[tuple, list] = {}
     for item in items:
         if item.get_closest_marker("cover") is None or not hasattr(item, "callspec"):
