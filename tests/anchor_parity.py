@@ -67,11 +67,24 @@ class AnchorCase:
 
 def grid_params(cases, select: Callable | None = None):
     """pytest params, one per case x dtype, each carrying its (reduction, weight kind) grid
-    (``select(case, reduction, weight_kind)`` keeps a part of it; default: all of it)."""
+    (``select(case, reduction, weight_kind)`` keeps a part of it; default: all of it).
+
+    The default tier runs each case in one dtype, rotating along ``cases`` (every dtype for
+    every case in the slow tier): each case compiles once there, not once per dtype."""
     params = []
-    for case in cases:
+    for index, case in enumerate(cases):
         combos = [c for c in case.grid() if select is None or select(case, *c)]
-        params += [pytest.param(case, combos, d, id=f"{case.label}-{d}") for d in DTYPES]
+        chosen = DTYPES[index % len(DTYPES)]
+        params += [
+            pytest.param(
+                case,
+                combos,
+                d,
+                id=f"{case.label}-{d}",
+                marks=[] if d == chosen else [pytest.mark.slow],
+            )
+            for d in DTYPES
+        ]
     return params
 
 
