@@ -101,20 +101,23 @@ def configurations(entries, adapters=(), scope: str = "all") -> list[Config]:
     """The catalogue on every mesh (see the module docstring); the local adapters on "batch8"
     and "batch8_explicit". ``scope``: "first" (each loss's first option set, every mesh, and the
     adapters), "rest" (the other option sets), "all", or "quick" (the default tier: each loss's
-    and adapter's first option set, every reduction and weighting, on one mesh, the meshes
-    rotating along the catalogue)."""
+    and adapter's first option set, every reduction with one weighting, on one mesh, the meshes
+    and the weightings rotating along the catalogue)."""
     configs = []
     if scope == "quick":
-        # One mesh per loss, rotating along the catalogue (each mesh for a third of it).
+        # One mesh per loss, rotating along the catalogue (each mesh for a third of it), and one
+        # weighting, switching every len(MESHES) losses (each mesh sees both weightings).
         names = list(MESHES)
         for index, entry in enumerate([*entries, *adapters]):
             mesh = names[index % len(names)]
+            weighting = WEIGHTINGS[(index // len(names)) % len(WEIGHTINGS)]
+            cases = tuple(f"{reduction}/{weighting}" for reduction in DISTINCT_REDUCTIONS)
             if entry in adapters and mesh == "data4_model2":
                 mesh = "batch8"  # the adapters run on the batch meshes only
             batch_shape = (
                 (BATCH, 2) if mesh == "data4_model2" and entry.max_batch_rank >= 2 else (BATCH,)
             )
-            configs.append(Config(entry, entry.options[0], mesh, ALL_CASES, batch_shape))
+            configs.append(Config(entry, entry.options[0], mesh, cases, batch_shape))
         return configs
     for entry in entries:
         first, *others = entry.options
