@@ -90,8 +90,20 @@ def test_parity_with_optax(case, combos, dtype):
     assert_anchor_grid(case, combos, dtype)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("shape", [(1,), (2,), (7,), (6, 5), (3, 4, 9)], ids=str)
+PROJECTION_SHAPES = [(1,), (2,), (7,), (6, 5), (3, 4, 9)]
+
+
+def projection_params():
+    """shape x dtype; the default tier takes one dtype per shape, alternating (all: slow)."""
+    return [
+        pytest.param(shape, dtype, id=f"{shape}-{dtype}",
+                     marks=[] if dtype == ("float32", "float64")[i % 2] else [pytest.mark.slow])
+        for i, shape in enumerate(PROJECTION_SHAPES)
+        for dtype in ("float32", "float64")
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("shape", "dtype"), projection_params())
 def test_projection_matches_optax(shape, dtype):
     rng = np.random.default_rng(len(shape) * 10 + shape[-1])
     with jax.enable_x64(dtype == "float64"):
