@@ -21,7 +21,6 @@ from losses_jax._numerics import accumulation_dtype, row_peak, weighted_sum_of_l
 from losses_jax._validation import is_zero
 
 __all__ = [
-    "add_at_labels",
     "add_z_loss",
     "softmax_xent_dense",
     "softmax_xent_sparse",
@@ -45,20 +44,6 @@ def take_class(x: jax.Array, labels: jax.Array) -> jax.Array:
     """``x[..., labels]`` along the last axis, labels clipped into range (callers mask them)."""
     safe = jnp.clip(labels, 0, x.shape[-1] - 1)
     return _along_rows(lambda row, label: row[label], x.ndim)(x, safe)
-
-
-def add_at_labels(x: jax.Array, labels: jax.Array, values: jax.Array) -> jax.Array:
-    """``x`` with ``values`` added at ``x[..., labels]``; labels outside ``[0, classes)`` add nothing.
-
-    One scatter of a value per row: comparing every entry with its row's label instead makes XLA
-    recompute the per-row terms (and the callers' label masking) at every entry.
-    """
-    classes = x.shape[-1]
-    labels = jnp.where((labels >= 0) & (labels < classes), labels, classes)  # past the end: dropped
-    add_to_row = _along_rows(
-        lambda row, label, value: row.at[label].add(value, mode="drop"), x.ndim
-    )
-    return add_to_row(x, labels, values.astype(x.dtype))
 
 
 def _exp_shifted(logits: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:

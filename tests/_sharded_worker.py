@@ -97,6 +97,11 @@ class Config:
         return (*self.key[:2], self.batch_shape, self.cases)
 
 
+def _batch_shape(entry, mesh: str) -> tuple:
+    """(BATCH, 2) on the data x model mesh where the loss takes a second batch axis."""
+    return (BATCH, 2) if mesh == "data4_model2" and entry.max_batch_rank >= 2 else (BATCH,)
+
+
 def configurations(entries, adapters=(), scope: str = "all") -> list[Config]:
     """The catalogue on every mesh (see the module docstring); the local adapters on "batch8"
     and "batch8_explicit". ``scope``: "first" (each loss's first option set, every mesh, and the
@@ -114,10 +119,7 @@ def configurations(entries, adapters=(), scope: str = "all") -> list[Config]:
             cases = tuple(f"{reduction}/{weighting}" for reduction in DISTINCT_REDUCTIONS)
             if entry in adapters and mesh == "data4_model2":
                 mesh = "batch8"  # the adapters run on the batch meshes only
-            batch_shape = (
-                (BATCH, 2) if mesh == "data4_model2" and entry.max_batch_rank >= 2 else (BATCH,)
-            )
-            configs.append(Config(entry, entry.options[0], mesh, cases, batch_shape))
+            configs.append(Config(entry, entry.options[0], mesh, cases, _batch_shape(entry, mesh)))
         return configs
     for entry in entries:
         first, *others = entry.options
@@ -128,8 +130,8 @@ def configurations(entries, adapters=(), scope: str = "all") -> list[Config]:
         if scope == "rest":
             continue
         configs.append(Config(entry, first, "batch8", ALL_CASES))
-        batch_shape = (BATCH, 2) if entry.max_batch_rank >= 2 else (BATCH,)
-        configs.append(Config(entry, first, "data4_model2", ALL_CASES, batch_shape))
+        mesh = "data4_model2"
+        configs.append(Config(entry, first, mesh, ALL_CASES, _batch_shape(entry, mesh)))
         # Same inputs and cases as the first "batch8" configuration: its reference is reused.
         configs.append(Config(entry, first, "batch8_explicit", ALL_CASES))
     for entry in adapters if scope != "rest" else ():

@@ -74,18 +74,17 @@ def grid_params(cases, select: Callable | None = None):
     params = []
     for index, case in enumerate(cases):
         combos = [c for c in case.grid() if select is None or select(case, *c)]
-        chosen = DTYPES[index % len(DTYPES)]
         params += [
-            pytest.param(
-                case,
-                combos,
-                d,
-                id=f"{case.label}-{d}",
-                marks=[] if d == chosen else [pytest.mark.slow],
-            )
+            pytest.param(case, combos, d, id=f"{case.label}-{d}", marks=dtype_tier(index, d))
             for d in DTYPES
         ]
     return params
+
+
+def dtype_tier(index: int, dtype: str) -> list:
+    """The marks of the ``index``-th case in ``dtype``: the default tier takes one of
+    :data:`DTYPES` per case, alternating along the cases; the others are slow."""
+    return [] if dtype == DTYPES[index % len(DTYPES)] else [pytest.mark.slow]
 
 
 def count_cases(params) -> int:

@@ -157,6 +157,18 @@ def assert_no_failures(summary: dict) -> None:
     )
 
 
+def _catalogue_run(scope: str, record_property) -> dict:
+    """The worker's summary of the catalogue run of ``scope``, recorded and printed."""
+    summary = run_sharded_worker(scope)
+    record_property("sharded_cases", summary["cases"])
+    record_property("sharded_checks", summary["checks"])
+    print(
+        f"\n{summary['cases']} sharded cases, {summary['checks']} checks over "
+        f"{len(summary['losses'])} losses in {summary['seconds']} s; slowest {summary['slowest']}"
+    )
+    return summary
+
+
 def _check_catalogue_run(summary: dict, meshes_per_loss: int, cases_per_loss: int) -> None:
     assert summary["device_count"] == 8
     # Coverage: every catalogue loss with every reduction (x weighting in the slow tier).
@@ -181,24 +193,13 @@ def test_every_loss_batch_sharded_on_8_devices_matches_unsharded(record_property
     """Each loss with every reduction and one weighting on one of the three meshes, rotating
     along the catalogue (every loss with every weighting on every mesh: the slow tier's test
     below)."""
-    summary = run_sharded_worker("quick")
-    record_property("sharded_cases", summary["cases"])
-    print(
-        f"\n{summary['cases']} sharded cases, {summary['checks']} checks over "
-        f"{len(summary['losses'])} losses in {summary['seconds']} s; slowest {summary['slowest']}"
-    )
+    summary = _catalogue_run("quick", record_property)
     _check_catalogue_run(summary, meshes_per_loss=1, cases_per_loss=len(DISTINCT_REDUCTIONS))
 
 
 @pytest.mark.slow  # about 6 CPU-minutes: `make test-all`
 def test_every_reduction_on_every_mesh(record_property):
-    summary = run_sharded_worker("first")
-    record_property("sharded_cases", summary["cases"])
-    record_property("sharded_checks", summary["checks"])
-    print(
-        f"\n{summary['cases']} sharded cases, {summary['checks']} checks over "
-        f"{len(summary['losses'])} losses in {summary['seconds']} s; slowest {summary['slowest']}"
-    )
+    summary = _catalogue_run("first", record_property)
     _check_catalogue_run(summary, meshes_per_loss=len(MESHES), cases_per_loss=len(ALL_CASES))
 
 

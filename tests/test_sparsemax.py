@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import references as ref
-from anchor_parity import AnchorCase, assert_anchor_grid, grid_params
+from anchor_parity import DTYPES, AnchorCase, assert_anchor_grid, dtype_tier, grid_params
 from helpers import assert_raises_eager_and_jit, assert_transforms_consistent
 from jax.test_util import check_grads
 
@@ -96,11 +96,10 @@ PROJECTION_SHAPES = [(1,), (2,), (7,), (6, 5), (3, 4, 9)]
 def projection_params():
     """shape x dtype; the default tier takes one dtype per shape, alternating (all: slow)."""
     return [
-        pytest.param(shape, dtype, id=f"{shape}-{dtype}",
-                     marks=[] if dtype == ("float32", "float64")[i % 2] else [pytest.mark.slow])
+        pytest.param(shape, dtype, id=f"{shape}-{dtype}", marks=dtype_tier(i, dtype))
         for i, shape in enumerate(PROJECTION_SHAPES)
-        for dtype in ("float32", "float64")
-    ]  # fmt: skip
+        for dtype in DTYPES
+    ]
 
 
 @pytest.mark.parametrize(("shape", "dtype"), projection_params())
